@@ -1,0 +1,267 @@
+"""The ``paddler-tui`` command: the TUI by default, ``balancer``, ``agent`` and ``serve`` services.
+
+Flags, defaults and their meaning follow Paddler 4.1's ``paddler`` binary so that scripts written
+for it keep working. Each subcommand imports its implementation only when it runs, so ``--help``
+stays fast and a balancer host never loads llama.cpp or Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from paddler_tui.net_address import HostPort
+
+DEFAULT_INFERENCE_ADDR = "127.0.0.1:8061"
+DEFAULT_MANAGEMENT_ADDR = "127.0.0.1:8060"
+LOG_LEVELS = ("error", "warning", "info", "debug")
+
+
+def package_version() -> str:
+    try:
+        return version("paddler-tui")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def _address(value: str) -> HostPort:
+    try:
+        return HostPort.parse(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    number = int(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
+    return number
+
+
+def _add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        choices=LOG_LEVELS,
+        default="info",
+        help="logging verbosity (default: %(default)s)",
+    )
+
+
+def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
+    services = parser.add_argument_group("services")
+    services.add_argument(
+        "--inference-addr",
+        type=_address,
+        default=_address(DEFAULT_INFERENCE_ADDR),
+        metavar="HOST:PORT",
+        help="inference service: REST and WebSocket (default: %(default)s)",
+    )
+    services.add_argument(
+        "--management-addr",
+        type=_address,
+        default=_address(DEFAULT_MANAGEMENT_ADDR),
+        metavar="HOST:PORT",
+        help="management service; agents connect here (default: %(default)s)",
+    )
+    services.add_argument(
+        "--compat-openai-addr",
+        type=_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="OpenAI-compatible service (default: disabled)",
+    )
+    services.add_argument(
+        "--state-database",
+        default="memory://",
+        metavar="URL",
+        help="memory:// or file:///absolute/path.json (default: %(default)s)",
+    )
+    buffering = parser.add_argument_group("buffering and timeouts (milliseconds)")
+    buffering.add_argument(
+        "--max-buffered-requests",
+        type=_non_negative_int,
+        default=30,
+        metavar="N",
+        help="requests that may wait for a free slot at once; 0 disables buffering "
+        "(default: %(default)s)",
+    )
+    buffering.add_argument(
+        "--buffered-request-timeout",
+        type=_non_negative_int,
+        default=10000,
+        metavar="MS",
+        help="longest wait in the buffer before error 504 (default: %(default)s)",
+    )
+    buffering.add_argument(
+        "--inference-item-timeout",
+        type=_non_negative_int,
+        default=30000,
+        metavar="MS",
+        help="longest wait for each next token or embedding, the first one included "
+        "(default: %(default)s)",
+    )
+    cors = parser.add_argument_group("CORS")
+    cors.add_argument(
+        "--inference-cors-allowed-host",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allowed origin (e.g. http://example.com) for the inference and OpenAI services; "
+        "repeatable",
+    )
+    cors.add_argument(
+        "--management-cors-allowed-host",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allowed origin for the management service; repeatable",
+    )
+    statsd = parser.add_argument_group("metrics")
+    statsd.add_argument(
+        "--statsd-addr",
+        type=_address,
+        default=None,
+        metavar="HOST:PORT",
+        help="StatsD UDP target (default: disabled)",
+    )
+    statsd.add_argument(
+        "--statsd-prefix",
+        default="paddler_",
+        help="prefix of StatsD and Prometheus metric names (default: %(default)s)",
+    )
+    statsd.add_argument(
+        "--statsd-reporting-interval",
+        type=_positive_int,
+        default=10000,
+        metavar="MS",
+        help="StatsD push interval (default: %(default)s)",
+    )
+
+
+def _add_agent_arguments(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
+    if standalone:
+        parser.add_argument(
+            "--management-addr",
+            type=_address,
+            required=True,
+            metavar="HOST:PORT",
+            help="the balancer's management service",
+        )
+    parser.add_argument(
+        "--slots",
+        type=_positive_int,
+        required=standalone,
+        default=None if standalone else 4,
+        metavar="N",
+        help="concurrent requests this agent serves (llama.cpp n_seq_max)"
+        + ("" if standalone else " (default: %(default)s)"),
+    )
+    parser.add_argument(
+        "--name", default=None, help="display name, echoed as generated_by on responses"
+    )
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="llama.cpp threads (default: what llama.cpp picks for this machine)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="paddler-tui",
+        description="Paddler, the llama.cpp load balancer, with a terminal UI. "
+        "With no subcommand, opens the chat against the balancer at --inference-addr, "
+        "starting a local balancer and agent with the default model if nothing answers there.",
+    )
+    parser.add_argument("--version", action="version", version=f"paddler-tui {package_version()}")
+    parser.add_argument(
+        "--inference-addr",
+        type=_address,
+        default=None,
+        metavar="HOST:PORT",
+        help=f"balancer inference service for the TUI (default: {DEFAULT_INFERENCE_ADDR})",
+    )
+    parser.add_argument(
+        "--management-addr",
+        type=_address,
+        default=None,
+        metavar="HOST:PORT",
+        help=f"balancer management service for the TUI (default: {DEFAULT_MANAGEMENT_ADDR})",
+    )
+    _add_log_level(parser)
+    parser.set_defaults(handler=_run_tui)
+    commands = parser.add_subparsers(title="subcommands", metavar="COMMAND")
+
+    balancer = commands.add_parser(
+        "balancer", help="run the balancer: inference, management and OpenAI services"
+    )
+    _add_balancer_arguments(balancer)
+    _add_log_level(balancer)
+    balancer.set_defaults(handler=_run_balancer)
+
+    agent = commands.add_parser(
+        "agent", help="run an agent that serves a model's slots to a balancer"
+    )
+    _add_agent_arguments(agent, standalone=True)
+    _add_log_level(agent)
+    agent.set_defaults(handler=_run_agent)
+
+    serve = commands.add_parser(
+        "serve", help="run a balancer and a local agent with the default model, headless"
+    )
+    _add_balancer_arguments(serve)
+    _add_agent_arguments(serve, standalone=False)
+    _add_log_level(serve)
+    serve.set_defaults(handler=_run_serve)
+    return parser
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _not_in_this_build(name: str) -> Callable[[argparse.Namespace], int]:
+    def run(_: argparse.Namespace) -> int:
+        print(f"paddler-tui: `{name}` is not available in this build yet", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def _run_agent(arguments: argparse.Namespace) -> int:
+    from paddler_tui.server.agent.main import run_agent
+
+    return run_agent(
+        management_addr=arguments.management_addr,
+        slots=arguments.slots,
+        name=arguments.name,
+        threads=arguments.threads,
+    )
+
+
+_run_balancer = _not_in_this_build("balancer")
+_run_serve = _not_in_this_build("serve")
+_run_tui = _not_in_this_build("the TUI")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    configure_logging(arguments.log_level)
+    handler: Callable[[argparse.Namespace], int] = arguments.handler
+    return handler(arguments)

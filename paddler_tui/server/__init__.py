@@ -1,0 +1,1 @@
+"""Server side of paddler-tui: the balancer and the agent."""

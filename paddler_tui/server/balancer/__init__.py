@@ -1,0 +1,1 @@
+"""The balancer: inference, management and OpenAI-compatible services."""

@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from paddler_tui.cli import build_parser, package_version
+from paddler_tui.net_address import HostPort
+
+
+def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "paddler_tui", *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("balancer", "agent", "serve"):
+        assert command in result.stdout
+
+
+def test_version_prints_the_package_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"paddler-tui {package_version()}"
+    assert package_version() != "0+unknown"
+
+
+def test_balancer_defaults_are_paddlers() -> None:
+    arguments = build_parser().parse_args(["balancer"])
+    assert arguments.inference_addr == HostPort("127.0.0.1", 8061)
+    assert arguments.management_addr == HostPort("127.0.0.1", 8060)
+    assert arguments.compat_openai_addr is None
+    assert arguments.state_database == "memory://"
+    assert arguments.max_buffered_requests == 30
+    assert arguments.buffered_request_timeout == 10000
+    assert arguments.inference_item_timeout == 30000
+    assert arguments.statsd_prefix == "paddler_"
+    assert arguments.statsd_reporting_interval == 10000
+
+
+def test_repeatable_cors_origins() -> None:
+    arguments = build_parser().parse_args(
+        [
+            "balancer",
+            "--inference-cors-allowed-host",
+            "http://a",
+            "--inference-cors-allowed-host",
+            "http://b",
+        ]
+    )
+    assert arguments.inference_cors_allowed_host == ["http://a", "http://b"]
+
+
+def test_agent_requires_management_addr_and_slots() -> None:
+    result = run_cli("agent", "--slots", "2")
+    assert result.returncode == 2
+    assert "--management-addr" in result.stderr
+    result = run_cli("agent", "--management-addr", "127.0.0.1:1")
+    assert result.returncode == 2
+    assert "--slots" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["nohost", "host:notaport", "host:70000", ":80"])
+def test_bad_addresses_are_rejected_with_a_reason(value: str) -> None:
+    result = run_cli("agent", "--management-addr", value, "--slots", "1")
+    assert result.returncode == 2
+    assert "--management-addr" in result.stderr
+
+
+def test_zero_slots_are_rejected() -> None:
+    result = run_cli("agent", "--management-addr", "127.0.0.1:1", "--slots", "0")
+    assert result.returncode == 2
+    assert "must be at least 1" in result.stderr
+
+
+def test_host_port_round_trips_ipv6() -> None:
+    address = HostPort.parse("[::1]:8060")
+    assert address == HostPort("::1", 8060)
+    assert str(address) == "[::1]:8060"
