@@ -4,7 +4,6 @@ Rust keeps issues in a ``BTreeSet``, so they travel deduplicated and ordered by 
 variant declaration order (alphabetical) first, then the payload fields in declaration order.
 """
 
-
 from __future__ import annotations
 
 import typing

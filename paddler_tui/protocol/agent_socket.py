@@ -1,6 +1,5 @@
 """Messages of the management WebSocket between the balancer and its agents."""
 
-
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,6 +1,5 @@
 """Agent status snapshots (agent → balancer, and the balancer's management API views)."""
 
-
 from __future__ import annotations
 
 from typing import Annotated, Literal

@@ -1,6 +1,5 @@
 """Embedding inputs, results and the normalization methods the agent applies."""
 
-
 from __future__ import annotations
 
 import math

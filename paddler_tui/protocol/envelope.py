@@ -5,7 +5,6 @@ request_id, response}``, ``Error{request_id, error}`` and ``Notification(...)``.
 response variants that both sockets carry are defined here once.
 """
 
-
 from __future__ import annotations
 
 from paddler_tui.protocol.embedding import EmbeddingResult

@@ -1,6 +1,5 @@
 """``GeneratedTokenResult``: one item of a token generation stream, and ``ParsedToolCall``."""
 
-
 from __future__ import annotations
 
 from typing import Annotated

@@ -1,6 +1,5 @@
 """``InferenceParameters``: the llama.cpp and sampling settings of the whole cluster."""
 
-
 from __future__ import annotations
 
 from typing import Literal

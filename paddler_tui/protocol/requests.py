@@ -1,6 +1,5 @@
 """Request parameters of the three inference operations (REST bodies and socket payloads)."""
 
-
 from __future__ import annotations
 
 from pydantic import Field

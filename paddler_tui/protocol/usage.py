@@ -1,6 +1,5 @@
 """Token accounting reported with the final ``Done`` of a generation."""
 
-
 from __future__ import annotations
 
 from paddler_tui.protocol.numbers import U64

@@ -1,0 +1,175 @@
+"""The agent's link to the balancer's management socket: register, report, serve, reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import WebSocketException
+
+from paddler_tui.net_address import HostPort
+from paddler_tui.protocol.agent_socket import (
+    AgentToBalancerMessage,
+    DeregisterAgent,
+    FromAgentNotificationEnvelope,
+    FromAgentResponse,
+    FromAgentResponseEnvelope,
+    GetChatTemplateOverride,
+    GetModelMetadata,
+    RegisterAgent,
+    SetState,
+    ToAgentNotificationEnvelope,
+    ToAgentRequestEnvelope,
+    UpdateAgentStatus,
+    Version,
+    decode_balancer_to_agent_message,
+    encode_agent_to_balancer_message,
+)
+from paddler_tui.protocol.embedding import EmbeddingError
+from paddler_tui.protocol.envelope import (
+    ContinueFromConversationHistory,
+    ContinueFromRawPrompt,
+    EmbeddingResponse,
+    ErrorEnvelope,
+    GenerateEmbeddingBatch,
+    StopRespondingTo,
+)
+from paddler_tui.protocol.errors import ProtocolError
+from paddler_tui.server.agent.inference_slots import InferenceSlots
+from paddler_tui.server.agent.state_applier import StateApplier
+from paddler_tui.server.agent.status import AgentStatus
+
+logger = logging.getLogger(__name__)
+
+PADDLER_VERSION = "4.1.0"
+RECONNECT_INTERVAL_S = 1.0
+HEARTBEAT_INTERVAL_S = 1.0
+MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+
+
+class BalancerConnection:
+    """Keeps one agent connected to its balancer until :meth:`run`'s ``stopping`` is set."""
+
+    def __init__(
+        self,
+        *,
+        management_addr: HostPort,
+        agent_id: str,
+        name: str | None,
+        status: AgentStatus,
+        inference: InferenceSlots,
+        applier: StateApplier,
+    ) -> None:
+        self.url = f"ws://{management_addr}/api/v1/agent_socket/{agent_id}"
+        self._name = name
+        self._status = status
+        self._inference = inference
+        self._applier = applier
+        self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        while not stopping.is_set():
+            try:
+                async with connect(
+                    self.url, max_size=MAX_MESSAGE_BYTES, open_timeout=5, ping_interval=None
+                ) as socket:
+                    logger.info("connected to %s", self.url)
+                    await self._session(socket, stopping)
+            except (OSError, WebSocketException, TimeoutError) as error:
+                logger.info("balancer connection: %s", error or type(error).__name__)
+            finally:
+                # Whatever the socket carried is gone; the balancer already failed those requests.
+                self._inference.stop_all()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stopping.wait(), RECONNECT_INTERVAL_S)
+
+    def _send(self, message: AgentToBalancerMessage) -> None:
+        self._outgoing.put_nowait(encode_agent_to_balancer_message(message))
+
+    def _respond(self, request_id: str, response: FromAgentResponse) -> None:
+        self._send(FromAgentResponseEnvelope(request_id=request_id, response=response))
+
+    async def _session(self, socket: ClientConnection, stopping: asyncio.Event) -> None:
+        self._outgoing = asyncio.Queue()
+        register = RegisterAgent(
+            name=self._name, slot_aggregated_status_snapshot=self._status.snapshot()
+        )
+        await socket.send(
+            encode_agent_to_balancer_message(FromAgentNotificationEnvelope(value=register)),
+            text=True,
+        )
+        tasks = [
+            asyncio.create_task(self._read(socket)),
+            asyncio.create_task(self._write(socket)),
+            asyncio.create_task(self._report_status()),
+            asyncio.create_task(stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if stopping.is_set():
+            deregister = FromAgentNotificationEnvelope(value=DeregisterAgent())
+            with contextlib.suppress(WebSocketException, OSError, TimeoutError):
+                await socket.send(encode_agent_to_balancer_message(deregister), text=True)
+                await asyncio.wait_for(socket.close(), 1)
+
+    async def _write(self, socket: ClientConnection) -> None:
+        while True:
+            await socket.send(await self._outgoing.get(), text=True)
+
+    async def _report_status(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status.wait_for_change(), HEARTBEAT_INTERVAL_S)
+            update = UpdateAgentStatus(slot_aggregated_status_snapshot=self._status.snapshot())
+            self._send(FromAgentNotificationEnvelope(value=update))
+
+    async def _read(self, socket: ClientConnection) -> None:
+        async for frame in socket:
+            if isinstance(frame, bytes):
+                continue
+            try:
+                message = decode_balancer_to_agent_message(frame)
+            except ProtocolError as error:
+                logger.warning("ignoring a message from the balancer: %s", error)
+                continue
+            self._dispatch(message)
+
+    def _dispatch(
+        self, message: ErrorEnvelope | ToAgentNotificationEnvelope | ToAgentRequestEnvelope
+    ) -> None:
+        if isinstance(message, ErrorEnvelope):
+            logger.warning("balancer reported an error for %s: %s", message.request_id, message)
+        elif isinstance(message, ToAgentNotificationEnvelope):
+            notification = message.value
+            if isinstance(notification, SetState):
+                self._applier.set_desired(notification.desired_state)
+            elif isinstance(notification, StopRespondingTo):
+                self._inference.stop(notification.value)
+            elif isinstance(notification, Version) and notification.version != PADDLER_VERSION:
+                logger.warning(
+                    "balancer speaks Paddler %s, this agent %s",
+                    notification.version,
+                    PADDLER_VERSION,
+                )
+        else:
+            self._serve_request(message)
+
+    def _serve_request(self, message: ToAgentRequestEnvelope) -> None:
+        request = message.request
+        if isinstance(request, ContinueFromConversationHistory | ContinueFromRawPrompt):
+            self._inference.start(message.id, request.value, self._respond)
+        elif isinstance(request, GetModelMetadata):
+            self._respond(message.id, self._inference.model_metadata())
+        elif isinstance(request, GetChatTemplateOverride):
+            self._respond(message.id, self._inference.chat_template_override())
+        elif isinstance(request, GenerateEmbeddingBatch):
+            self._respond(
+                message.id,
+                EmbeddingResponse(value=EmbeddingError(value="embeddings are not served yet")),
+            )

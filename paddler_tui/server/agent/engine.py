@@ -1,0 +1,190 @@
+"""The inference engine: one llama context driven by one thread running the scheduler.
+
+Callers on any thread talk to it through a queue (``submit``, ``stop``, ``close``); events come
+back through each job's sink, called on the engine thread. The thread blocks on the queue
+while no job is running, so an idle engine costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from paddler_tui.server.agent.engine_model import ModelContext
+from paddler_tui.server.agent.engine_scheduler import Scheduler
+from paddler_tui.server.agent.engine_types import (
+    EngineClosedError,
+    EngineLoadError,
+    EngineSettings,
+    EventSink,
+    GenerationJob,
+    JobFailed,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Engine", "EngineClosedError", "EngineLoadError"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Submit:
+    job: GenerationJob
+    sink: EventSink
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    job_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Close:
+    pass
+
+
+_Command: TypeAlias = _Submit | _Stop | _Close
+
+
+class Engine:
+    """A loaded model serving ``slots`` concurrent generation jobs by continuous batching."""
+
+    def __init__(self, model: ModelContext) -> None:
+        """Use :meth:`load`; this takes ownership of an already warmed-up model context."""
+        self._model = model
+        self.settings = model.settings
+        # Read-only facts, gathered before the thread starts so any thread may read them.
+        self.metadata: dict[str, str] = model.metadata()
+        self.chat_template: str | None = model.chat_template()
+        self.bos_token = model.special_token_text(model.bos_id)
+        self.eos_token = model.special_token_text(model.eos_id)
+        self.n_ctx = model.n_ctx
+        self.n_ctx_seq = model.n_ctx_seq
+        self.n_batch = model.n_batch
+        self.slots = model.n_seq_max
+        self._commands: queue.SimpleQueue[_Command] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._closed = False
+        self._model_lock = threading.Lock()
+        self._model_freed = False
+        self._scheduler = Scheduler(model, release=self._release)
+        self._thread = threading.Thread(target=self._run, name="paddler-engine", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def load(cls, settings: EngineSettings) -> Engine:
+        """Load the model, create and warm up its context; raises EngineLoadError."""
+        model = ModelContext.load(settings)
+        try:
+            model.warm_up()
+            return cls(model)
+        except EngineLoadError:
+            model.free()
+            raise
+        except Exception as error:
+            model.free()
+            raise EngineLoadError("slot_cannot_start", f"{error}") from error
+
+    # Thread-safe API.
+
+    @property
+    def slots_processing(self) -> int:
+        """Jobs submitted and not yet ended (their terminal event is about to be or was sent)."""
+        with self._lock:
+            return self._in_flight
+
+    def tokenize(self, text: str, *, add_bos: bool, parse_special: bool) -> list[int]:
+        """Raises EngineClosedError once the engine is closed."""
+        # The vocabulary is read-only after load, so this is safe next to a running decode;
+        # the lock only keeps the model from being freed under it.
+        with self._model_lock:
+            if self._model_freed:
+                raise EngineClosedError("the engine is closed")
+            return self._model.tokenize(text, add_bos=add_bos, parse_special=parse_special)
+
+    def detokenize(self, tokens: list[int]) -> str:
+        """Raises EngineClosedError once the engine is closed."""
+        with self._model_lock:
+            if self._model_freed:
+                raise EngineClosedError("the engine is closed")
+            return self._model.detokenize(tokens)
+
+    def submit(self, job: GenerationJob, sink: EventSink) -> None:
+        """Queue a job; its events (tokens, then exactly one terminal event) go to ``sink``."""
+        with self._lock:
+            if not self._closed:
+                self._in_flight += 1
+                self._commands.put(_Submit(job, sink))
+                return
+        sink(JobFailed(job.job_id, "internal", "the engine is closed"))
+
+    def stop(self, job_id: str) -> None:
+        """Ask a job to end; it finishes at the next step with reason ``stopped``."""
+        self._commands.put(_Stop(job_id))
+
+    def close(self) -> None:
+        """Stop the thread (running jobs finish as ``stopped``) and free the model; idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._commands.put(_Close())
+        if threading.current_thread() is not self._thread:
+            self._thread.join()
+
+    # The engine thread.
+
+    def _release(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+
+    def _run(self) -> None:
+        scheduler = self._scheduler
+        try:
+            while True:
+                # Block only while idle; with jobs running, take what is queued and step on.
+                command: _Command | None = (
+                    self._next_command() if scheduler.has_work else self._commands.get()
+                )
+                while command is not None:
+                    if not self._apply(command):
+                        return
+                    command = self._next_command()
+                scheduler.step()
+        except BaseException:
+            logger.exception("the engine thread crashed")
+            scheduler.fail_all("the engine crashed")
+        finally:
+            with self._lock:
+                self._closed = True
+            self._reject_queued()
+            scheduler.free()
+            with self._model_lock:
+                self._model_freed = True
+                self._model.free()
+
+    def _next_command(self) -> _Command | None:
+        try:
+            return self._commands.get_nowait()
+        except queue.Empty:
+            return None
+
+    def _reject_queued(self) -> None:
+        """Answer jobs still queued when the thread ends (only possible after a crash)."""
+        while (command := self._next_command()) is not None:
+            if isinstance(command, _Submit):
+                self._release()
+                command.sink(JobFailed(command.job.job_id, "internal", "the engine is closed"))
+
+    def _apply(self, command: _Command) -> bool:
+        """Apply one command; False once the engine must shut down."""
+        if isinstance(command, _Submit):
+            self._scheduler.admit(command.job, command.sink)
+        elif isinstance(command, _Stop):
+            self._scheduler.request_stop(command.job_id)
+        else:
+            self._scheduler.stop_all()
+            return False
+        return True

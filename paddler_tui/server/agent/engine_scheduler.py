@@ -1,0 +1,262 @@
+"""The continuous-batch scheduler: slots, one shared decode per step, per-slot sampling.
+
+Single-threaded by design: only the engine thread calls into it (llama contexts are not
+thread-safe). Each step decodes one batch holding one pending token of every generating job
+followed by prompt chunks of ingesting jobs, then samples every job whose logits came out.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from dataclasses import dataclass, field
+from itertools import count
+from typing import TYPE_CHECKING
+
+from paddler_tui.server.agent.engine_batch import DECODE_NO_KV_SLOT, DECODE_OK, DecodeBatch
+from paddler_tui.server.agent.engine_sampler import SamplerChain, SamplerInitError
+from paddler_tui.server.agent.engine_types import (
+    EVICTED_MESSAGE,
+    NO_FREE_SLOT_MESSAGE,
+    EngineEvent,
+    EventSink,
+    FailureKind,
+    FinishReason,
+    GenerationJob,
+    JobFailed,
+    JobFinished,
+    TokenSampled,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from paddler_tui.server.agent.engine_model import ModelContext
+
+logger = logging.getLogger(__name__)
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One llama sequence id and the tokens its KV cache holds at positions 0, 1, ..."""
+
+    seq_id: int
+    held: list[int] = field(default_factory=list)
+    busy: bool = False
+    last_used: int = 0
+
+
+@dataclass(eq=False)
+class _Running:
+    job: GenerationJob
+    sink: EventSink
+    slot: _Slot
+    sampler: SamplerChain
+    prompt: list[int]
+    cached: int  # prompt prefix reused from the slot's previous job
+    ingested: int  # prompt tokens already in the KV cache
+    generated: int = 0
+    pending: int | None = None  # sampled and emitted, not yet decoded
+    stop_requested: bool = False
+    decoder: codecs.IncrementalDecoder = field(default_factory=lambda: _utf8_decoder("replace"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Contribution:
+    running: _Running
+    tokens: Sequence[int]
+    output_index: int | None  # batch index whose logits get sampled
+
+
+def common_prefix_length(left: Sequence[int], right: Sequence[int]) -> int:
+    length = 0
+    for a, b in zip(left, right, strict=False):
+        if a != b:
+            break
+        length += 1
+    return length
+
+
+class Scheduler:
+    def __init__(self, model: ModelContext, *, release: Callable[[], None]) -> None:
+        self._model = model
+        self._release = release  # called once per job as it ends, before its terminal event
+        self._slots = [_Slot(seq_id) for seq_id in range(model.n_seq_max)]
+        self._running: list[_Running] = []  # in admission order
+        self._batch = DecodeBatch(model.n_batch)
+        self._clock = count(1)
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self._running)
+
+    # Commands.
+
+    def admit(self, job: GenerationJob, sink: EventSink) -> None:
+        prompt = list(job.prompt_tokens)
+        if job.max_tokens <= 0:
+            self._end(sink, JobFinished(job.job_id, "max_tokens", len(prompt), 0, 0))
+            return
+        if not prompt:
+            self._end(sink, JobFailed(job.job_id, "internal", "the prompt is empty"))
+            return
+        free = [slot for slot in self._slots if not slot.busy]
+        if not free:
+            self._end(sink, JobFailed(job.job_id, "sampler", NO_FREE_SLOT_MESSAGE))
+            return
+        try:
+            sampler = SamplerChain(self._model, job.sampling, job.grammar)
+        except SamplerInitError as error:
+            self._end(sink, JobFailed(job.job_id, error.kind, error.message))
+            return
+        # Prompt cache: the free slot already holding the longest prefix of this prompt wins;
+        # ties go to the least recently used slot so fresher caches survive longer.
+        slot = max(free, key=lambda s: (common_prefix_length(s.held, prompt), -s.last_used))
+        # The last prompt token is always decoded again so that its logits exist.
+        reused = min(common_prefix_length(slot.held, prompt), len(prompt) - 1)
+        if reused < len(slot.held) and not self._model.clear_sequence(slot.seq_id, reused):
+            self._model.clear_sequence(slot.seq_id)  # partial removal unsupported (recurrent)
+            reused = 0
+        del slot.held[reused:]
+        slot.busy = True
+        slot.last_used = next(self._clock)
+        self._running.append(
+            _Running(job, sink, slot, sampler, prompt, cached=reused, ingested=reused)
+        )
+
+    def request_stop(self, job_id: str) -> None:
+        for running in self._running:
+            if running.job.job_id == job_id:
+                running.stop_requested = True
+
+    def stop_all(self) -> None:
+        for running in list(self._running):
+            self._finish(running, "stopped")
+
+    def fail_all(self, message: str) -> None:
+        for running in list(self._running):
+            self._fail(running, "internal", message)
+
+    def free(self) -> None:
+        self.fail_all("the engine shut down")
+        self._batch.free()
+
+    # The step.
+
+    def step(self) -> None:
+        for running in list(self._running):
+            if running.stop_requested:
+                self._finish(running, "stopped")
+        while self._running:
+            contributions = self._build_batch()
+            if not contributions:
+                return
+            status = self._batch.decode(self._model.ctx)
+            if status == DECODE_OK:
+                self._commit(contributions)
+                return
+            if status == DECODE_NO_KV_SLOT:
+                # llama.cpp restored the cache; drop the longest sequence and try again.
+                victim = max(self._running, key=lambda r: len(r.slot.held))
+                self._fail(victim, "evicted", EVICTED_MESSAGE)
+                continue
+            for contribution in contributions:
+                self._fail(contribution.running, "internal", f"llama_decode failed ({status})")
+            return
+
+    def _build_batch(self) -> list[_Contribution]:
+        batch = self._batch
+        batch.clear()
+        limit = self._model.n_ctx_seq
+        contributions: list[_Contribution] = []
+        # Decode first: one pending token per generating job.
+        for running in list(self._running):
+            token = running.pending
+            if token is None or batch.room == 0:
+                continue
+            position = len(running.slot.held)
+            if position >= limit:
+                self._fail(running, "evicted", EVICTED_MESSAGE)
+                continue
+            index = batch.add(token, position, running.slot.seq_id, logits=True)
+            contributions.append(_Contribution(running, (token,), index))
+        # Then prompt chunks, in admission order, while the batch has room.
+        for running in list(self._running):
+            if running.pending is not None or batch.room == 0:
+                continue
+            if len(running.prompt) > limit:
+                self._fail(running, "evicted", EVICTED_MESSAGE)
+                continue
+            start = running.ingested
+            end = min(len(running.prompt), start + batch.room)
+            chunk = running.prompt[start:end]
+            is_last = end == len(running.prompt)
+            index = batch.add_run(chunk, start, running.slot.seq_id, last_logits=is_last)
+            contributions.append(_Contribution(running, chunk, index if is_last else None))
+        return contributions
+
+    def _commit(self, contributions: list[_Contribution]) -> None:
+        for contribution in contributions:
+            running = contribution.running
+            running.slot.held.extend(contribution.tokens)
+            if running.pending is not None:
+                running.pending = None
+            else:
+                running.ingested += len(contribution.tokens)
+            if contribution.output_index is not None:
+                self._sample(running, contribution.output_index)
+
+    def _sample(self, running: _Running, output_index: int) -> None:
+        model = self._model
+        try:
+            token = running.sampler.sample(model.ctx, output_index)
+        except Exception as error:
+            logger.exception("sampling failed for %s", running.job.job_id)
+            self._fail(running, "sampler", f"sampling failed: {error}")
+            return
+        if model.is_eog(token):
+            self._finish(running, "eog")
+            return
+        running.generated += 1
+        piece = running.decoder.decode(model.token_bytes(token))
+        self._emit(running.sink, TokenSampled(running.job.job_id, token, piece))
+        if running.generated >= running.job.max_tokens:
+            self._finish(running, "max_tokens")
+        else:
+            running.pending = token
+
+    # Endings.
+
+    def _finish(self, running: _Running, reason: FinishReason) -> None:
+        """End normally; the slot keeps its KV (and ``held``) for the prompt cache."""
+        self._detach(running)
+        job = running.job
+        event = JobFinished(
+            job.job_id, reason, len(running.prompt), running.cached, running.generated
+        )
+        self._end(running.sink, event)
+
+    def _fail(self, running: _Running, kind: FailureKind, message: str) -> None:
+        self._detach(running)
+        self._model.clear_sequence(running.slot.seq_id)
+        running.slot.held.clear()
+        self._end(running.sink, JobFailed(running.job.job_id, kind, message))
+
+    def _detach(self, running: _Running) -> None:
+        self._running.remove(running)
+        running.slot.busy = False
+        running.sampler.free()
+
+    def _end(self, sink: EventSink, event: EngineEvent) -> None:
+        self._release()
+        self._emit(sink, event)
+
+    @staticmethod
+    def _emit(sink: EventSink, event: EngineEvent) -> None:
+        try:
+            sink(event)
+        except Exception:
+            # A broken consumer must not take the other slots down with it.
+            logger.exception("engine event sink failed for %s", event.job_id)
