@@ -172,6 +172,34 @@ def test_concurrent_greedy_jobs_match_solo_runs(engine: Engine) -> None:
     assert len({tuple(c.tokens) for c in together}) == 4
 
 
+def test_prompt_chunks_interleaved_with_generation_match_solo_runs() -> None:
+    # A tiny batch budget makes a long prompt take several steps, each shared with the tokens
+    # of a job that is already generating.
+    engine = Engine.load(
+        EngineSettings(model_path=model_path(), slots=2, context_size=1024, n_batch=32)
+    )
+    try:
+        long_prompt = chat("Explain photosynthesis in detail, with examples. " * 12)
+        short_prompt = chat("Tell me a joke about cats.")
+        solo_long = submit(engine, long_prompt, max_tokens=16)
+        finished(solo_long)
+        solo_short = submit(engine, short_prompt, max_tokens=40)
+        finished(solo_short)
+        engine.close()
+        engine = Engine.load(
+            EngineSettings(model_path=model_path(), slots=2, context_size=1024, n_batch=32)
+        )
+        short = submit(engine, short_prompt, max_tokens=40)
+        assert short.first_token.wait(WAIT_S)
+        long = submit(engine, long_prompt, max_tokens=16)
+        assert finished(long).cached_prompt_tokens == 0
+        finished(short)
+        assert len(engine.tokenize(long_prompt, add_bos=True, parse_special=True)) > 3 * 32
+        assert (long.tokens, short.tokens) == (solo_long.tokens, solo_short.tokens)
+    finally:
+        engine.close()
+
+
 def test_stop_after_first_token_frees_the_slot(engine: Engine) -> None:
     collector = Collector()
     tokens = engine.tokenize(ENDLESS, add_bos=True, parse_special=True)

@@ -5,14 +5,11 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import socket
-import threading
 import time
 import types
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -39,156 +36,12 @@ from paddler_tui.protocol.agent_issue import (
 from paddler_tui.protocol.model_source import HuggingFace, LocalToAgent, NoModel, Url
 from paddler_tui.server.agent.model_download import download_url_model
 from paddler_tui.server.agent.model_resolution import ModelResolutionError, resolve_model
+from tests.agent.http_file_server import ETAG, PAYLOAD, FakeServer
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
 
-PAYLOAD = bytes(range(256)) * 4096  # 1 MiB
 HALF = len(PAYLOAD) // 2
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-ETAG = "a" * 64
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that give up mid-body (the disk-full tests) are expected here.
-        return None
-
-
-class FakeServer:
-    """A threaded HTTP/1.1 server on 127.0.0.1 whose answers each test configures."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, str, str | None]] = []
-        self.cut_next = 0
-        self.statuses: dict[str, tuple[int, dict[str, str]]] = {}
-        self.stopping = threading.Event()
-        self._httpd = _QuietServer(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
-
-    def ranges(self) -> list[str | None]:
-        return [range_header for method, _, range_header in self.requests if method == "GET"]
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    routes: ClassVar[dict[str, Callable[[_Handler], None]]] = {}
-
-    @property
-    def fake(self) -> FakeServer:
-        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
-        return fake
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def _dispatch(self, method: str) -> None:
-        self.fake.requests.append((method, self.path, self.headers.get("Range")))
-        if self.path in self.fake.statuses:
-            status, headers = self.fake.statuses[self.path]
-            self._reply(status, b"", headers)
-            return
-        if self.path.startswith("/status/"):
-            self._reply(int(self.path.removeprefix("/status/")), b"")
-            return
-        handler = self.routes.get(self.path.split("/")[-1], _Handler._serve_with_ranges)
-        handler(self)
-
-    def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _requested_start(self) -> int | None:
-        match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-        return int(match.group(1)) if match else None
-
-    def _serve_with_ranges(self) -> None:
-        start = self._requested_start() or 0
-        body = PAYLOAD[start:]
-        if self.fake.cut_next:
-            self.fake.cut_next -= 1
-            self.send_response(206 if start else 200)
-            self.send_header("Content-Length", str(len(body)))
-            if start:
-                self.send_header(
-                    "Content-Range", f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"
-                )
-            self.end_headers()
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            # Drop the connection mid-body.
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
-            return
-        if start:
-            headers = {"Content-Range": f"bytes {start}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"}
-            self._reply(206, body, headers)
-        else:
-            self._reply(200, body)
-
-    def _ignore_ranges(self) -> None:
-        self._reply(200, PAYLOAD)
-
-    def _wrong_content_range(self) -> None:
-        start = self._requested_start()
-        if start is None:
-            self._reply(200, PAYLOAD)
-        else:
-            wrong = start + 7
-            headers = {"Content-Range": f"bytes {wrong}-{len(PAYLOAD) - 1}/{len(PAYLOAD)}"}
-            self._reply(206, PAYLOAD[wrong:], headers)
-
-    def _range_not_satisfiable(self) -> None:
-        if self._requested_start() is None:
-            self._reply(200, PAYLOAD)
-        else:
-            self._reply(416, b"", {"Content-Range": f"bytes */{len(PAYLOAD)}"})
-
-    def _stall(self) -> None:
-        self.fake.stopping.wait(10)
-
-    def _huggingface_file(self) -> None:
-        headers = {"ETag": f'"{ETAG}"', "X-Repo-Commit": COMMIT}
-        self._reply(200, PAYLOAD, headers)
-
-
-_Handler.routes = {
-    "ignores-range.gguf": _Handler._ignore_ranges,
-    "wrong-range.gguf": _Handler._wrong_content_range,
-    "416.gguf": _Handler._range_not_satisfiable,
-    "stall.gguf": _Handler._stall,
-    "hub-file.gguf": _Handler._huggingface_file,
-}
 
 
 @pytest.fixture
