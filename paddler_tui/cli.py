@@ -12,8 +12,12 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 from paddler_tui.net_address import HostPort
+
+if TYPE_CHECKING:
+    from paddler_tui.server.balancer.balancer import BalancerSettings
 
 DEFAULT_INFERENCE_ADDR = "127.0.0.1:8061"
 DEFAULT_MANAGEMENT_ADDR = "127.0.0.1:8060"
@@ -255,7 +259,31 @@ def _run_agent(arguments: argparse.Namespace) -> int:
     )
 
 
-_run_balancer = _not_in_this_build("balancer")
+def balancer_settings(arguments: argparse.Namespace) -> BalancerSettings:
+    from paddler_tui.server.balancer.balancer import BalancerSettings
+
+    return BalancerSettings(
+        inference_addr=arguments.inference_addr,
+        management_addr=arguments.management_addr,
+        compat_openai_addr=arguments.compat_openai_addr,
+        state_database=arguments.state_database,
+        max_buffered_requests=arguments.max_buffered_requests,
+        buffered_request_timeout_ms=arguments.buffered_request_timeout,
+        inference_item_timeout_ms=arguments.inference_item_timeout,
+        inference_cors_allowed_hosts=tuple(arguments.inference_cors_allowed_host),
+        management_cors_allowed_hosts=tuple(arguments.management_cors_allowed_host),
+        statsd_addr=arguments.statsd_addr,
+        statsd_prefix=arguments.statsd_prefix,
+        statsd_reporting_interval_ms=arguments.statsd_reporting_interval,
+    )
+
+
+def _run_balancer(arguments: argparse.Namespace) -> int:
+    from paddler_tui.server.balancer.main import run_balancer
+
+    return run_balancer(balancer_settings(arguments), log_level=arguments.log_level)
+
+
 _run_serve = _not_in_this_build("serve")
 _run_tui = _not_in_this_build("the TUI")
 

@@ -113,7 +113,11 @@ class Engine:
             return self._model.detokenize(tokens)
 
     def submit(self, job: GenerationJob, sink: EventSink) -> None:
-        """Queue a job; its events (tokens, then exactly one terminal event) go to ``sink``."""
+        """Queue a job; its events (tokens, then exactly one terminal event) go to ``sink``.
+
+        The sink runs on the engine thread and must not block; once the engine is closed it
+        gets its JobFailed at once, on the calling thread.
+        """
         with self._lock:
             if not self._closed:
                 self._in_flight += 1
@@ -176,7 +180,10 @@ class Engine:
         while (command := self._next_command()) is not None:
             if isinstance(command, _Submit):
                 self._release()
-                command.sink(JobFailed(command.job.job_id, "internal", "the engine is closed"))
+                try:
+                    command.sink(JobFailed(command.job.job_id, "internal", "the engine is closed"))
+                except Exception:
+                    logger.exception("engine event sink failed for %s", command.job.job_id)
 
     def _apply(self, command: _Command) -> bool:
         """Apply one command; False once the engine must shut down."""

@@ -20,7 +20,6 @@ from paddler_tui.server.agent.engine_types import EngineLoadError, EngineSetting
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-logger = logging.getLogger(__name__)
 llama_logger = logging.getLogger("paddler_tui.llama_cpp")
 
 # An opaque ctypes pointer handed out by llama_cpp (model, vocab, context, memory).

@@ -1,0 +1,151 @@
+"""The balancer's handle on one connected agent: its status, slots and response channels."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from paddler_tui.protocol.agent_socket import (
+    BalancerToAgentMessage,
+    FromAgentResponse,
+    SetState,
+    ToAgentNotificationEnvelope,
+    ToAgentRequest,
+    ToAgentRequestEnvelope,
+)
+from paddler_tui.protocol.agent_status import AgentControllerSnapshot, SlotAggregatedStatusSnapshot
+from paddler_tui.protocol.desired_state import AgentDesiredState
+from paddler_tui.protocol.envelope import StopRespondingTo
+from paddler_tui.protocol.ids import new_id
+
+logger = logging.getLogger(__name__)
+
+SendToAgent = Callable[[BalancerToAgentMessage], Awaitable[None]]
+
+
+class AgentDisconnectedError(Exception):
+    """The agent's socket closed while a request was waiting on it."""
+
+
+class BalancerShuttingDownError(Exception):
+    """The balancer is shutting down while a request was waiting on the agent."""
+
+
+# What a response channel carries: the agent's responses, or why no more will come.
+ChannelItem = FromAgentResponse | AgentDisconnectedError | BalancerShuttingDownError
+
+
+class AgentController:
+    """One registered agent.
+
+    ``slots_processing`` here is the balancer's own count of requests it sent and has not seen
+    finish; the agent's reported number is ignored (Paddler bug #56).
+    """
+
+    def __init__(
+        self,
+        *,
+        agent_id: str,
+        name: str | None,
+        snapshot: SlotAggregatedStatusSnapshot,
+        send: SendToAgent,
+    ) -> None:
+        self.id = agent_id
+        self.name = name
+        self.status = snapshot
+        self.slots_processing = 0
+        self._send = send
+        self._channels: dict[str, asyncio.Queue[ChannelItem]] = {}
+        self.connected = True
+
+    @property
+    def slots_total(self) -> int:
+        return self.status.slots_total
+
+    @property
+    def has_free_slot(self) -> bool:
+        return self.connected and self.slots_processing < self.slots_total
+
+    def apply_status(self, snapshot: SlotAggregatedStatusSnapshot) -> bool:
+        """Take a newer status report; return whether anything visible changed."""
+        if snapshot.version < self.status.version:
+            return False
+        changed = snapshot.model_copy(update={"slots_processing": 0, "version": 0}) != (
+            self.status.model_copy(update={"slots_processing": 0, "version": 0})
+        )
+        self.status = snapshot
+        return changed
+
+    def snapshot(self) -> AgentControllerSnapshot:
+        status = self.status
+        return AgentControllerSnapshot(
+            desired_slots_total=status.desired_slots_total,
+            download_current=status.download_current,
+            download_filename=status.download_filename,
+            download_indeterminate=status.download_indeterminate,
+            download_total=status.download_total,
+            id=self.id,
+            issues=status.issues,
+            model_path=status.model_path,
+            name=self.name,
+            slots_processing=self.slots_processing,
+            slots_total=status.slots_total,
+            state_application_status=status.state_application_status,
+            uses_chat_template_override=status.uses_chat_template_override,
+        )
+
+    # Requests.
+
+    def open_channel(self, request_id: str) -> asyncio.Queue[ChannelItem]:
+        channel: asyncio.Queue[ChannelItem] = asyncio.Queue()
+        if not self.connected:
+            channel.put_nowait(AgentDisconnectedError())
+        self._channels[request_id] = channel
+        return channel
+
+    def close_channel(self, request_id: str) -> None:
+        self._channels.pop(request_id, None)
+
+    async def send_request(self, request_id: str, request: ToAgentRequest) -> None:
+        await self._send(ToAgentRequestEnvelope(id=request_id, request=request))
+
+    async def send_stop(self, request_id: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._send(ToAgentNotificationEnvelope(value=StopRespondingTo(value=request_id)))
+
+    async def send_state(self, state: AgentDesiredState) -> None:
+        await self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
+
+    async def query(self, request: ToAgentRequest, timeout_s: float) -> FromAgentResponse:
+        """Ask the agent something that has one answer (metadata, template override).
+
+        Raises TimeoutError or AgentDisconnectedError.
+        """
+        request_id = new_id()
+        channel = self.open_channel(request_id)
+        try:
+            await self.send_request(request_id, request)
+            item = await asyncio.wait_for(channel.get(), timeout_s)
+        finally:
+            self.close_channel(request_id)
+        if isinstance(item, Exception):
+            raise item
+        return item
+
+    def deliver(self, request_id: str, response: FromAgentResponse) -> None:
+        channel = self._channels.get(request_id)
+        if channel is None:
+            logger.debug("agent %s answered unknown request %s", self.id, request_id)
+            return
+        channel.put_nowait(response)
+
+    def disconnect(self) -> None:
+        """The socket is gone: every waiting request learns it at once."""
+        self.connected = False
+        self.interrupt(AgentDisconnectedError())
+
+    def interrupt(self, reason: AgentDisconnectedError | BalancerShuttingDownError) -> None:
+        for channel in self._channels.values():
+            channel.put_nowait(reason)

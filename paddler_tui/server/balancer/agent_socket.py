@@ -1,0 +1,126 @@
+"""The management WebSocket agents connect to: ``/api/v1/agent_socket/{agent_id}``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from paddler_tui.protocol.agent_socket import (
+    BalancerToAgentMessage,
+    DeregisterAgent,
+    FromAgentNotificationEnvelope,
+    FromAgentResponseEnvelope,
+    RegisterAgent,
+    ToAgentNotificationEnvelope,
+    UpdateAgentStatus,
+    Version,
+    decode_agent_to_balancer_message,
+    encode_balancer_to_agent_message,
+)
+from paddler_tui.protocol.envelope import ErrorEnvelope
+from paddler_tui.protocol.errors import ProtocolError
+from paddler_tui.server.balancer.agent_controller import AgentController
+from paddler_tui.server.balancer.agent_pool import AgentAlreadyRegisteredError, AgentPool
+from paddler_tui.server.balancer.cluster_state import ClusterState
+
+logger = logging.getLogger(__name__)
+
+PADDLER_VERSION = "4.1.0"
+POLICY_VIOLATION = 1008
+
+
+class _Outbox:
+    """One writer per socket, so frames from many requests never interleave or block readers."""
+
+    def __init__(self, socket: WebSocket) -> None:
+        self._socket = socket
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+
+    async def send(self, message: BalancerToAgentMessage) -> None:
+        self._queue.put_nowait(encode_balancer_to_agent_message(message).decode())
+
+    async def run(self) -> None:
+        while True:
+            await self._socket.send_text(await self._queue.get())
+
+
+async def serve_agent_socket(
+    socket: WebSocket, agent_id: str, *, pool: AgentPool, cluster: ClusterState
+) -> None:
+    await socket.accept()
+    outbox = _Outbox(socket)
+    writing = asyncio.create_task(outbox.run())
+    agent: AgentController | None = None
+    try:
+        await outbox.send(ToAgentNotificationEnvelope(value=Version(version=PADDLER_VERSION)))
+        agent = await _register(socket, agent_id, outbox, pool)
+        if agent is None:
+            return
+        cluster.send_to(agent)
+        await _serve(socket, agent, pool)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        if agent is not None:
+            pool.remove(agent)
+            logger.info("agent %s (%s) left", agent.id, agent.name)
+        writing.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await writing
+        with contextlib.suppress(Exception):
+            await socket.close()
+
+
+async def _register(
+    socket: WebSocket, agent_id: str, outbox: _Outbox, pool: AgentPool
+) -> AgentController | None:
+    message = _decode(await socket.receive_text())
+    if not (
+        isinstance(message, FromAgentNotificationEnvelope)
+        and isinstance(message.value, RegisterAgent)
+    ):
+        logger.warning("agent %s did not register first; closing", agent_id)
+        await socket.close(POLICY_VIOLATION, "RegisterAgent must be the first message")
+        return None
+    registration = message.value
+    agent = AgentController(
+        agent_id=agent_id,
+        name=registration.name,
+        snapshot=registration.slot_aggregated_status_snapshot,
+        send=outbox.send,
+    )
+    try:
+        pool.register(agent)
+    except AgentAlreadyRegisteredError:
+        logger.warning("agent id %s is already registered; closing the second socket", agent_id)
+        await socket.close(POLICY_VIOLATION, f"agent {agent_id} is already registered")
+        return None
+    logger.info("agent %s (%s) joined", agent_id, registration.name)
+    return agent
+
+
+async def _serve(socket: WebSocket, agent: AgentController, pool: AgentPool) -> None:
+    while True:
+        message = _decode(await socket.receive_text())
+        if isinstance(message, FromAgentResponseEnvelope):
+            agent.deliver(message.request_id, message.response)
+        elif isinstance(message, FromAgentNotificationEnvelope):
+            notification = message.value
+            if isinstance(notification, UpdateAgentStatus):
+                if agent.apply_status(notification.slot_aggregated_status_snapshot):
+                    pool.changed.notify()
+            elif isinstance(notification, DeregisterAgent):
+                return
+        elif isinstance(message, ErrorEnvelope):
+            logger.warning("agent %s reported an error: %s", agent.id, message.error)
+
+
+def _decode(frame: str) -> object:
+    try:
+        return decode_agent_to_balancer_message(frame)
+    except ProtocolError as error:
+        logger.warning("ignoring a malformed message from an agent: %s", error)
+        return None

@@ -1,0 +1,60 @@
+"""The balancer's shared parts, wired once and handed to every service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from paddler_tui.net_address import HostPort
+from paddler_tui.server.balancer.agent_pool import AgentPool
+from paddler_tui.server.balancer.cluster_state import ClusterState
+from paddler_tui.server.balancer.http_body import DEFAULT_BODY_LIMIT
+from paddler_tui.server.balancer.metrics import Gauges
+from paddler_tui.server.balancer.request_forwarder import RequestForwarder
+from paddler_tui.server.balancer.slot_buffer import SlotBuffer
+from paddler_tui.server.balancer.state_database import StateDatabase
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalancerSettings:
+    inference_addr: HostPort
+    management_addr: HostPort
+    compat_openai_addr: HostPort | None = None
+    state_database: str = "memory://"
+    max_buffered_requests: int = 30
+    buffered_request_timeout_ms: int = 10000
+    inference_item_timeout_ms: int = 30000
+    inference_cors_allowed_hosts: tuple[str, ...] = ()
+    management_cors_allowed_hosts: tuple[str, ...] = ()
+    statsd_addr: HostPort | None = None
+    statsd_prefix: str = "paddler_"
+    statsd_reporting_interval_ms: int = 10000
+    body_limit: int = DEFAULT_BODY_LIMIT
+
+
+@dataclass
+class Balancer:
+    settings: BalancerSettings
+    database: StateDatabase
+    pool: AgentPool = field(init=False)
+    buffer: SlotBuffer = field(init=False)
+    forwarder: RequestForwarder = field(init=False)
+    cluster: ClusterState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = AgentPool()
+        self.buffer = SlotBuffer(
+            self.pool,
+            max_buffered=self.settings.max_buffered_requests,
+            timeout_ms=self.settings.buffered_request_timeout_ms,
+        )
+        self.forwarder = RequestForwarder(
+            self.buffer, item_timeout_ms=self.settings.inference_item_timeout_ms
+        )
+        self.cluster = ClusterState(self.database, self.pool)
+
+    def gauges(self) -> Gauges:
+        return Gauges(
+            slots_processing=self.pool.slots_processing,
+            slots_total=self.pool.slots_total,
+            requests_buffered=self.buffer.buffered,
+        )

@@ -1,0 +1,102 @@
+"""The inference service: NDJSON REST streams and the multiplexed inference socket."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI, Request, WebSocket
+from fastapi.responses import PlainTextResponse, Response
+from starlette.middleware.cors import CORSMiddleware
+
+from paddler_tui.protocol.envelope import (
+    ContinueFromConversationHistory,
+    ContinueFromRawPrompt,
+    GenerateEmbeddingBatch,
+)
+from paddler_tui.protocol.ids import new_id
+from paddler_tui.protocol.inference_socket import (
+    InferenceServerMessage,
+    encode_inference_server_message,
+)
+from paddler_tui.protocol.requests import (
+    ContinueFromConversationHistoryParams,
+    ContinueFromRawPromptParams,
+    GenerateEmbeddingBatchParams,
+)
+from paddler_tui.server.balancer.balancer import Balancer
+from paddler_tui.server.balancer.cors import cors_middleware_options
+from paddler_tui.server.balancer.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.inference_requests import (
+    RequestRejectedError,
+    check_embedding_request,
+    check_token_request,
+    stream_request,
+)
+from paddler_tui.server.balancer.inference_socket import InferenceSocketSession
+from paddler_tui.server.balancer.streaming import LiveStreamingResponse
+
+
+async def ndjson(messages: AsyncIterator[InferenceServerMessage]) -> AsyncIterator[bytes]:
+    async for message in messages:
+        yield encode_inference_server_message(message) + b"\n"
+
+
+def create_inference_app(balancer: Balancer) -> FastAPI:
+    app = FastAPI(title="paddler-tui inference", docs_url=None, redoc_url=None)
+    if balancer.settings.inference_cors_allowed_hosts:
+        app.add_middleware(
+            CORSMiddleware,
+            **cors_middleware_options(list(balancer.settings.inference_cors_allowed_hosts)),
+        )
+    limit = balancer.settings.body_limit
+
+    @app.get("/health", response_class=PlainTextResponse)
+    async def health() -> str:
+        return "OK"
+
+    async def respond(
+        request: ContinueFromConversationHistory | ContinueFromRawPrompt | GenerateEmbeddingBatch,
+    ) -> Response | LiveStreamingResponse:
+        try:
+            if isinstance(request, GenerateEmbeddingBatch):
+                check_embedding_request(balancer)
+            else:
+                check_token_request(balancer, request)
+        except RequestRejectedError as rejected:
+            return PlainTextResponse(rejected.message, status_code=rejected.status_code)
+        stream = stream_request(balancer, new_id(), request)
+        return LiveStreamingResponse(ndjson(stream), media_type="application/json")
+
+    @app.post("/api/v1/continue_from_conversation_history", response_model=None)
+    async def continue_from_conversation_history(
+        request: Request,
+    ) -> Response | LiveStreamingResponse:
+        try:
+            params = await read_json_body(
+                request, ContinueFromConversationHistoryParams, limit=limit
+            )
+        except BodyError as error:
+            return PlainTextResponse(error.message, status_code=error.status_code)
+        return await respond(ContinueFromConversationHistory(value=params))
+
+    @app.post("/api/v1/continue_from_raw_prompt", response_model=None)
+    async def continue_from_raw_prompt(request: Request) -> Response | LiveStreamingResponse:
+        try:
+            params = await read_json_body(request, ContinueFromRawPromptParams, limit=limit)
+        except BodyError as error:
+            return PlainTextResponse(error.message, status_code=error.status_code)
+        return await respond(ContinueFromRawPrompt(value=params))
+
+    @app.post("/api/v1/generate_embedding_batch", response_model=None)
+    async def generate_embedding_batch(request: Request) -> Response | LiveStreamingResponse:
+        try:
+            params = await read_json_body(request, GenerateEmbeddingBatchParams, limit=limit)
+        except BodyError as error:
+            return PlainTextResponse(error.message, status_code=error.status_code)
+        return await respond(GenerateEmbeddingBatch(value=params))
+
+    @app.websocket("/api/v1/inference_socket")
+    async def inference_socket(websocket: WebSocket) -> None:
+        await InferenceSocketSession(websocket, balancer).run()
+
+    return app

@@ -1,0 +1,151 @@
+"""The multiplexed inference WebSocket: ``/api/v1/inference_socket``.
+
+Many requests share one socket, each under the client's own id. Beyond Paddler, a
+``GenerateEmbeddingBatch`` request is served here too, and a request that fails validation is
+answered with an error envelope instead of closing the whole socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from paddler_tui.protocol.envelope import (
+    ContinueFromConversationHistory,
+    ContinueFromRawPrompt,
+    ErrorEnvelope,
+    GenerateEmbeddingBatch,
+    StopRespondingTo,
+)
+from paddler_tui.protocol.errors import ProtocolError
+from paddler_tui.protocol.inference_socket import (
+    ClientNotificationEnvelope,
+    InferenceServerMessage,
+    RequestEnvelope,
+    ServerNotificationEnvelope,
+    TokenGenerationDisabledNotification,
+    TokenGenerationEnabledNotification,
+    decode_inference_client_message,
+    encode_inference_server_message,
+)
+from paddler_tui.server.balancer.balancer import Balancer
+from paddler_tui.server.balancer.inference_requests import (
+    RequestRejectedError,
+    check_embedding_request,
+    check_token_request,
+    stream_request,
+    token_generation_disabled,
+)
+from paddler_tui.server.balancer.request_forwarder import error_envelope
+
+logger = logging.getLogger(__name__)
+
+
+class InferenceSocketSession:
+    def __init__(self, socket: WebSocket, balancer: Balancer) -> None:
+        self._socket = socket
+        self._balancer = balancer
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue()
+        self._requests: dict[str, asyncio.Task[None]] = {}
+
+    def _send(self, message: InferenceServerMessage) -> None:
+        self._outgoing.put_nowait(encode_inference_server_message(message).decode())
+
+    async def run(self) -> None:
+        await self._socket.accept()
+        cluster = self._balancer.cluster
+        if not cluster.token_generation_enabled:
+            self._send(ServerNotificationEnvelope(value=TokenGenerationDisabledNotification()))
+        background = [
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._announce_mode_changes()),
+        ]
+        try:
+            await self._read()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            for task in (*self._requests.values(), *background):
+                task.cancel()
+            await asyncio.gather(*self._requests.values(), *background, return_exceptions=True)
+
+    async def _write(self) -> None:
+        while True:
+            await self._socket.send_text(await self._outgoing.get())
+
+    async def _announce_mode_changes(self) -> None:
+        cluster = self._balancer.cluster
+        generation = cluster.mode_changed.generation
+        while True:
+            generation = await cluster.mode_changed.wait_after(generation)
+            notification = (
+                TokenGenerationEnabledNotification()
+                if cluster.token_generation_enabled
+                else TokenGenerationDisabledNotification()
+            )
+            self._send(ServerNotificationEnvelope(value=notification))
+
+    async def _read(self) -> None:
+        while True:
+            frame = await self._socket.receive()
+            if frame["type"] == "websocket.disconnect":
+                return
+            text = frame.get("text")
+            if text is None:
+                continue  # binary frames are ignored, as in Paddler
+            try:
+                message = decode_inference_client_message(text)
+            except ProtocolError as error:
+                logger.info("ignoring a malformed inference socket message: %s", error)
+                continue
+            if isinstance(message, RequestEnvelope):
+                self._start(message)
+            elif isinstance(message, ClientNotificationEnvelope):
+                notification = message.value
+                if isinstance(notification, StopRespondingTo):
+                    task = self._requests.get(notification.value)
+                    if task is not None:
+                        task.cancel()
+            elif isinstance(message, ErrorEnvelope):
+                logger.info("client reported an error: %s", message.error)
+
+    def _start(self, message: RequestEnvelope) -> None:
+        request_id = message.id
+        if request_id in self._requests:
+            self._send(
+                error_envelope(
+                    request_id,
+                    (400, f'Request id "{request_id}" is already in flight on this connection'),
+                )
+            )
+            return
+        task = asyncio.create_task(self._serve(message))
+        self._requests[request_id] = task
+        task.add_done_callback(lambda _: self._requests.pop(request_id, None))
+
+    async def _serve(self, message: RequestEnvelope) -> None:
+        request_id, request = message.id, message.request
+        try:
+            if not isinstance(request, GenerateEmbeddingBatch):
+                check_token_request(self._balancer, request)
+            else:
+                check_embedding_request(self._balancer)
+        except RequestRejectedError as rejected:
+            if isinstance(request, ContinueFromConversationHistory | ContinueFromRawPrompt) and (
+                rejected.status_code == 501
+            ):
+                self._send(token_generation_disabled(request_id))
+            else:
+                self._send(error_envelope(request_id, (rejected.status_code, rejected.message)))
+            return
+        stream = stream_request(self._balancer, request_id, request, embedding_done_id=request_id)
+        async with contextlib.aclosing(stream):
+            async for outgoing in stream:
+                if not isinstance(request, GenerateEmbeddingBatch):
+                    self._send(outgoing)
+                    continue
+                # Embedding chunks run under ids of their own; the client knows only its own.
+                self._send(outgoing.model_copy(update={"request_id": request_id}))

@@ -1,0 +1,175 @@
+"""``paddler-tui balancer``: bind the services, run them, shut down cleanly on a signal."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from paddler_tui.net_address import HostPort
+from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
+from paddler_tui.server.balancer.inference_service import create_inference_app
+from paddler_tui.server.balancer.management_service import create_management_app
+from paddler_tui.server.balancer.state_database import (
+    StateDatabaseError,
+    open_state_database,
+    parse_state_database_url,
+)
+from paddler_tui.server.balancer.statsd import report_statsd
+
+logger = logging.getLogger(__name__)
+
+WEBSOCKET_MAX_BYTES = 50 * 1024 * 1024
+WEBSOCKET_PING_INTERVAL_S = 3.0
+GRACEFUL_SHUTDOWN_S = 2
+
+
+class BindError(Exception):
+    pass
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the balancer runs several and owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class _Service:
+    name: str
+    addr: HostPort
+    app: ASGIApp
+    sock: socket.socket | None = None
+
+
+def bind(name: str, addr: HostPort) -> socket.socket:
+    """A listening socket, or BindError with Paddler's "Unable to bind {service} to {addr}"."""
+    try:
+        infos = socket.getaddrinfo(addr.host, addr.port, type=socket.SOCK_STREAM)
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(1024)
+    except OSError as error:
+        raise BindError(f"Unable to bind {name} to {addr}: {error}") from error
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_balancer(
+    balancer: Balancer,
+    sockets: dict[str, socket.socket],
+    stopping: asyncio.Event,
+    *,
+    log_level: str = "warning",
+) -> None:
+    """Run every service on its bound socket until ``stopping`` is set."""
+    apps: dict[str, ASGIApp] = {
+        "inference service": create_inference_app(balancer),
+        "management service": create_management_app(balancer),
+    }
+    servers = [
+        _Server(
+            uvicorn.Config(
+                apps[name],
+                ws="websockets-sansio",
+                ws_max_size=WEBSOCKET_MAX_BYTES,
+                ws_ping_interval=WEBSOCKET_PING_INTERVAL_S,
+                lifespan="off",
+                log_level=log_level,
+                access_log=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            )
+        )
+        for name in sockets
+    ]
+    background = [
+        asyncio.create_task(balancer.buffer.run()),
+        asyncio.create_task(balancer.cluster.run()),
+    ]
+    settings = balancer.settings
+    if settings.statsd_addr is not None:
+        background.append(
+            asyncio.create_task(
+                report_statsd(
+                    settings.statsd_addr,
+                    settings.statsd_prefix,
+                    settings.statsd_reporting_interval_ms,
+                    balancer.gauges,
+                )
+            )
+        )
+    serving = [
+        asyncio.create_task(server.serve(sockets=[sockets[name]]))
+        for server, name in zip(servers, sockets, strict=True)
+    ]
+    try:
+        await stopping.wait()
+    finally:
+        logger.info("shutting down")
+        # Waiting and streaming clients hear "balancer is shutting down" before sockets close.
+        balancer.buffer.close()
+        balancer.pool.shut_down()
+        await asyncio.sleep(0.05)
+        for server in servers:
+            server.should_exit = True
+        await balancer.forwarder.close()
+        await asyncio.gather(*serving, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+
+
+def run_balancer(settings: BalancerSettings, *, log_level: str) -> int:
+    try:
+        location = parse_state_database_url(settings.state_database)
+    except StateDatabaseError as error:
+        print(f"paddler-tui balancer: {error}", file=sys.stderr)
+        return 1
+    wanted = {
+        "inference service": settings.inference_addr,
+        "management service": settings.management_addr,
+    }
+    if settings.compat_openai_addr is not None:
+        print(
+            "paddler-tui balancer: --compat-openai-addr: the OpenAI-compatible service is not "
+            "available in this build yet",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def main() -> int:
+        try:
+            database = await open_state_database(location)
+        except StateDatabaseError as error:
+            print(f"paddler-tui balancer: {error}", file=sys.stderr)
+            return 1
+        try:
+            sockets = {name: bind(name, addr) for name, addr in wanted.items()}
+        except BindError as error:
+            print(f"paddler-tui balancer: {error}", file=sys.stderr)
+            return 1
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stopping.set)
+        balancer = Balancer(settings, database)
+        for name, addr in wanted.items():
+            logger.info("%s listening on %s", name, addr)
+        await serve_balancer(
+            balancer, sockets, stopping, log_level="info" if log_level == "debug" else "warning"
+        )
+        return 0
+
+    return asyncio.run(main())

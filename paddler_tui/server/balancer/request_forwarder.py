@@ -1,0 +1,181 @@
+"""One request's life after the buffer: send to an agent, relay what it says, enforce timeouts.
+
+Every way a request can end leaves the slot accounted for: a terminal response releases it at
+once; a client that goes away or a per-item timeout stops the agent and holds the slot until
+the agent confirms (its terminal response) or another item timeout passes, as Paddler does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncGenerator
+
+from paddler_tui.protocol.agent_socket import ToAgentRequest
+from paddler_tui.protocol.embedding import is_terminal as embedding_is_terminal
+from paddler_tui.protocol.envelope import (
+    EmbeddingResponse,
+    ErrorDetails,
+    ErrorEnvelope,
+    GeneratedToken,
+)
+from paddler_tui.protocol.generated_token import is_terminal as token_is_terminal
+from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
+from paddler_tui.server.balancer.agent_controller import (
+    AgentController,
+    AgentDisconnectedError,
+    BalancerShuttingDownError,
+    ChannelItem,
+)
+from paddler_tui.server.balancer.agent_pool import SlotLease
+from paddler_tui.server.balancer.slot_buffer import (
+    BufferOverflowError,
+    BufferTimeoutError,
+    ShuttingDownError,
+    SlotBuffer,
+)
+
+logger = logging.getLogger(__name__)
+
+OVERFLOW = (503, "Buffered requests overflow")
+BUFFER_TIMEOUT = (504, "Waiting for available slot timed out")
+AGENT_GONE = (502, "Agent controller connection closed")
+SHUTTING_DOWN = (503, "balancer is shutting down")
+SEND_FAILED = (500, "Failed to generate response")
+
+
+def item_timeout_error(timeout_ms: int) -> tuple[int, str]:
+    return (
+        504,
+        f"Inference timed out after {timeout_ms}ms waiting for next token. "
+        "Increase --inference-item-timeout if the prompt requires longer processing.",
+    )
+
+
+def error_envelope(request_id: str, error: tuple[int, str]) -> ErrorEnvelope:
+    code, description = error
+    return ErrorEnvelope(
+        request_id=request_id, error=ErrorDetails(code=code, description=description)
+    )
+
+
+def is_terminal_response(response: ChannelItem) -> bool:
+    if isinstance(response, GeneratedToken):
+        return token_is_terminal(response.value)
+    if isinstance(response, EmbeddingResponse):
+        return embedding_is_terminal(response.value)
+    return True
+
+
+class RequestForwarder:
+    """Forwards inference requests; owns the background drains of abandoned requests."""
+
+    def __init__(self, buffer: SlotBuffer, *, item_timeout_ms: int) -> None:
+        self.buffer = buffer
+        self.item_timeout_ms = item_timeout_ms
+        self._drains: set[asyncio.Task[None]] = set()
+
+    async def forward(
+        self, request_id: str, request: ToAgentRequest
+    ) -> AsyncGenerator[InferenceServerMessage, None]:
+        """Every message for the client, ending with a terminal response or an error.
+
+        Closing the iterator early (client gone) stops the agent and drains in the background.
+        """
+        try:
+            lease = await self.buffer.acquire()
+        except BufferOverflowError:
+            yield error_envelope(request_id, OVERFLOW)
+            return
+        except BufferTimeoutError:
+            yield error_envelope(request_id, BUFFER_TIMEOUT)
+            return
+        except ShuttingDownError:
+            yield error_envelope(request_id, SHUTTING_DOWN)
+            return
+        agent = lease.agent
+        channel = agent.open_channel(request_id)
+        finished = False
+        try:
+            try:
+                await agent.send_request(request_id, request)
+            except Exception as error:  # the socket broke under us
+                logger.warning("sending %s to agent %s failed: %s", request_id, agent.id, error)
+                finished = True
+                yield error_envelope(request_id, SEND_FAILED)
+                return
+            while True:
+                item = await self._next_item(channel)
+                if item is None:
+                    yield error_envelope(request_id, item_timeout_error(self.item_timeout_ms))
+                    return
+                if isinstance(item, AgentDisconnectedError):
+                    finished = True
+                    yield error_envelope(request_id, AGENT_GONE)
+                    return
+                if isinstance(item, BalancerShuttingDownError):
+                    finished = True
+                    yield error_envelope(request_id, SHUTTING_DOWN)
+                    return
+                if not isinstance(item, GeneratedToken | EmbeddingResponse):
+                    continue
+                if is_terminal_response(item):
+                    finished = True
+                yield ResponseEnvelope(
+                    generated_by=agent.name, request_id=request_id, response=item
+                )
+                if finished:
+                    return
+        finally:
+            if finished:
+                agent.close_channel(request_id)
+                lease.release()
+            else:
+                self._drain_later(request_id, agent, channel, lease)
+
+    async def _next_item(self, channel: asyncio.Queue[ChannelItem]) -> ChannelItem | None:
+        """The next item, or None after a whole item timeout without one."""
+        # Tokens often arrive in bursts; skip the timer when one is already waiting.
+        with contextlib.suppress(asyncio.QueueEmpty):
+            return channel.get_nowait()
+        try:
+            async with asyncio.timeout(self.item_timeout_ms / 1000):
+                return await channel.get()
+        except TimeoutError:
+            return None
+
+    def _drain_later(
+        self,
+        request_id: str,
+        agent: AgentController,
+        channel: asyncio.Queue[ChannelItem],
+        lease: SlotLease,
+    ) -> None:
+        task = asyncio.create_task(self._drain(request_id, agent, channel, lease))
+        self._drains.add(task)
+        task.add_done_callback(self._drains.discard)
+
+    async def _drain(
+        self,
+        request_id: str,
+        agent: AgentController,
+        channel: asyncio.Queue[ChannelItem],
+        lease: SlotLease,
+    ) -> None:
+        """Stop the agent and keep the slot until it confirms or goes quiet."""
+        try:
+            await agent.send_stop(request_id)
+            while True:
+                item = await self._next_item(channel)
+                if item is None or is_terminal_response(item):
+                    return
+        finally:
+            agent.close_channel(request_id)
+            lease.release()
+
+    async def close(self) -> None:
+        """Shutdown: abandon the drains (their slots are released)."""
+        for task in list(self._drains):
+            task.cancel()
+        await asyncio.gather(*self._drains, return_exceptions=True)
