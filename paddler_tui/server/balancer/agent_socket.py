@@ -25,6 +25,7 @@ from paddler_tui.protocol.errors import ProtocolError
 from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.agent_pool import AgentAlreadyRegisteredError, AgentPool
 from paddler_tui.server.balancer.cluster_state import ClusterState
+from paddler_tui.server.balancer.monitor_hub import MonitorHub
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,12 @@ class _Outbox:
 
 
 async def serve_agent_socket(
-    socket: WebSocket, agent_id: str, *, pool: AgentPool, cluster: ClusterState
+    socket: WebSocket,
+    agent_id: str,
+    *,
+    pool: AgentPool,
+    cluster: ClusterState,
+    monitor: MonitorHub,
 ) -> None:
     await socket.accept()
     outbox = _Outbox(socket)
@@ -59,6 +65,7 @@ async def serve_agent_socket(
         agent = await _register(socket, agent_id, outbox, pool)
         if agent is None:
             return
+        monitor.event("agent_joined", f"{agent.name or agent.id} joined", agent=agent)
         cluster.send_to(agent)
         await _serve(socket, agent, pool)
     except WebSocketDisconnect:
@@ -66,6 +73,7 @@ async def serve_agent_socket(
     finally:
         if agent is not None:
             pool.remove(agent)
+            monitor.event("agent_left", f"{agent.name or agent.id} left", agent=agent)
             logger.info("agent %s (%s) left", agent.id, agent.name)
         writing.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

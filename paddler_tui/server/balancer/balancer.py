@@ -9,6 +9,7 @@ from paddler_tui.server.balancer.agent_pool import AgentPool
 from paddler_tui.server.balancer.cluster_state import ClusterState
 from paddler_tui.server.balancer.http_body import DEFAULT_BODY_LIMIT
 from paddler_tui.server.balancer.metrics import Gauges
+from paddler_tui.server.balancer.monitor_hub import MonitorHub
 from paddler_tui.server.balancer.request_forwarder import RequestForwarder
 from paddler_tui.server.balancer.slot_buffer import SlotBuffer
 from paddler_tui.server.balancer.state_database import StateDatabase
@@ -39,16 +40,20 @@ class Balancer:
     buffer: SlotBuffer = field(init=False)
     forwarder: RequestForwarder = field(init=False)
     cluster: ClusterState = field(init=False)
+    monitor: MonitorHub = field(init=False)
 
     def __post_init__(self) -> None:
         self.pool = AgentPool()
+        self.monitor = MonitorHub()
         self.buffer = SlotBuffer(
             self.pool,
             max_buffered=self.settings.max_buffered_requests,
             timeout_ms=self.settings.buffered_request_timeout_ms,
         )
         self.forwarder = RequestForwarder(
-            self.buffer, item_timeout_ms=self.settings.inference_item_timeout_ms
+            self.buffer,
+            item_timeout_ms=self.settings.inference_item_timeout_ms,
+            monitor=self.monitor,
         )
         self.cluster = ClusterState(self.database, self.pool)
 

@@ -23,6 +23,7 @@ from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.cors import cors_middleware_options
 from paddler_tui.server.balancer.http_body import BodyError, read_json_body
 from paddler_tui.server.balancer.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
+from paddler_tui.server.balancer.monitor_socket import serve_monitor_socket
 from paddler_tui.server.balancer.sse import snapshot_events
 from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
@@ -150,6 +151,12 @@ def create_management_app(balancer: Balancer) -> FastAPI:
 
     @app.websocket("/api/v1/agent_socket/{agent_id}")
     async def agent_socket(websocket: WebSocket, agent_id: str) -> None:
-        await serve_agent_socket(websocket, agent_id, pool=pool, cluster=cluster)
+        await serve_agent_socket(
+            websocket, agent_id, pool=pool, cluster=cluster, monitor=balancer.monitor
+        )
+
+    @app.websocket("/api/v1/monitor_socket")
+    async def monitor_socket(websocket: WebSocket) -> None:
+        await serve_monitor_socket(websocket, balancer)
 
     return app

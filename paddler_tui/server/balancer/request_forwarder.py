@@ -15,13 +15,18 @@ from collections.abc import AsyncGenerator
 from paddler_tui.protocol.agent_socket import ToAgentRequest
 from paddler_tui.protocol.embedding import is_terminal as embedding_is_terminal
 from paddler_tui.protocol.envelope import (
+    ContinueFromConversationHistory,
+    ContinueFromRawPrompt,
     EmbeddingResponse,
     ErrorDetails,
     ErrorEnvelope,
     GeneratedToken,
 )
+from paddler_tui.protocol.generated_token import Done
 from paddler_tui.protocol.generated_token import is_terminal as token_is_terminal
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
+from paddler_tui.protocol.monitor import MonitorEventKind, RequestKind
+from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.agent_controller import (
     AgentController,
     AgentDisconnectedError,
@@ -29,6 +34,7 @@ from paddler_tui.server.balancer.agent_controller import (
     ChannelItem,
 )
 from paddler_tui.server.balancer.agent_pool import SlotLease
+from paddler_tui.server.balancer.monitor_hub import MonitorHub
 from paddler_tui.server.balancer.slot_buffer import (
     BufferOverflowError,
     BufferTimeoutError,
@@ -68,12 +74,36 @@ def is_terminal_response(response: ChannelItem) -> bool:
     return True
 
 
+def request_kind(request: ToAgentRequest) -> RequestKind:
+    if isinstance(request, ContinueFromConversationHistory):
+        return "conversation"
+    if isinstance(request, ContinueFromRawPrompt):
+        return "raw_prompt"
+    return "embedding"
+
+
+def usage_of(response: GeneratedToken | EmbeddingResponse) -> TokenUsage | None:
+    if isinstance(response, GeneratedToken) and isinstance(response.value, Done):
+        return response.value.usage
+    return None
+
+
+def describe_result(response: GeneratedToken | EmbeddingResponse) -> str:
+    """A line for the event feed: "Done", or the failure's variant and text."""
+    result = response.value
+    value = getattr(result, "value", None)
+    return f"{result.TAG}: {value}" if isinstance(value, str) else result.TAG
+
+
 class RequestForwarder:
     """Forwards inference requests; owns the background drains of abandoned requests."""
 
-    def __init__(self, buffer: SlotBuffer, *, item_timeout_ms: int) -> None:
+    def __init__(
+        self, buffer: SlotBuffer, *, item_timeout_ms: int, monitor: MonitorHub | None = None
+    ) -> None:
         self.buffer = buffer
         self.item_timeout_ms = item_timeout_ms
+        self.monitor = monitor if monitor is not None else MonitorHub()
         self._drains: set[asyncio.Task[None]] = set()
 
     async def forward(
@@ -83,45 +113,77 @@ class RequestForwarder:
 
         Closing the iterator early (client gone) stops the agent and drains in the background.
         """
+        self.monitor.buffered(request_id, request_kind(request))
+        lease = await self._acquire(request_id)
+        if isinstance(lease, ErrorEnvelope):
+            yield lease
+            return
+        async with contextlib.aclosing(self._relay(request_id, request, lease)) as relay:
+            async for message in relay:
+                yield message
+
+    async def _acquire(self, request_id: str) -> SlotLease | ErrorEnvelope:
+        """A slot, or the error envelope that ends the request while it was buffered."""
+        failure: tuple[MonitorEventKind, tuple[int, str]]
         try:
-            lease = await self.buffer.acquire()
+            return await self.buffer.acquire()
         except BufferOverflowError:
-            yield error_envelope(request_id, OVERFLOW)
-            return
+            failure = ("buffer_overflow", OVERFLOW)
         except BufferTimeoutError:
-            yield error_envelope(request_id, BUFFER_TIMEOUT)
-            return
+            failure = ("buffer_timeout", BUFFER_TIMEOUT)
         except ShuttingDownError:
-            yield error_envelope(request_id, SHUTTING_DOWN)
-            return
+            failure = ("shutting_down", SHUTTING_DOWN)
+        except asyncio.CancelledError:
+            self.monitor.finished(request_id, "client_cancelled", "the client left while buffered")
+            raise
+        kind, error = failure
+        self.monitor.finished(request_id, kind, error[1])
+        return error_envelope(request_id, error)
+
+    async def _relay(
+        self, request_id: str, request: ToAgentRequest, lease: SlotLease
+    ) -> AsyncGenerator[InferenceServerMessage, None]:
+        monitor = self.monitor
         agent = lease.agent
+        monitor.running(request_id, agent)
         channel = agent.open_channel(request_id)
-        finished = False
+        finished = timed_out = False
         try:
             try:
                 await agent.send_request(request_id, request)
             except Exception as error:  # the socket broke under us
                 logger.warning("sending %s to agent %s failed: %s", request_id, agent.id, error)
                 finished = True
+                monitor.finished(request_id, "agent_lost", SEND_FAILED[1])
                 yield error_envelope(request_id, SEND_FAILED)
                 return
             while True:
                 item = await self._next_item(channel)
                 if item is None:
-                    yield error_envelope(request_id, item_timeout_error(self.item_timeout_ms))
+                    timed_out = True
+                    timeout = item_timeout_error(self.item_timeout_ms)
+                    monitor.event("item_timeout", timeout[1], request_id=request_id, agent=agent)
+                    yield error_envelope(request_id, timeout)
                     return
                 if isinstance(item, AgentDisconnectedError):
                     finished = True
+                    monitor.finished(request_id, "agent_lost", AGENT_GONE[1])
                     yield error_envelope(request_id, AGENT_GONE)
                     return
                 if isinstance(item, BalancerShuttingDownError):
                     finished = True
+                    monitor.finished(request_id, "shutting_down", SHUTTING_DOWN[1])
                     yield error_envelope(request_id, SHUTTING_DOWN)
                     return
                 if not isinstance(item, GeneratedToken | EmbeddingResponse):
                     continue
                 if is_terminal_response(item):
                     finished = True
+                    monitor.finished(
+                        request_id, "request_completed", describe_result(item), usage_of(item)
+                    )
+                else:
+                    monitor.item(request_id, token=True)
                 yield ResponseEnvelope(
                     generated_by=agent.name, request_id=request_id, response=item
                 )
@@ -132,6 +194,14 @@ class RequestForwarder:
                 agent.close_channel(request_id)
                 lease.release()
             else:
+                if not timed_out:
+                    monitor.event(
+                        "client_cancelled",
+                        "the client left; stopping the agent",
+                        request_id=request_id,
+                        agent=agent,
+                    )
+                monitor.draining(request_id)
                 self._drain_later(request_id, agent, channel, lease)
 
     async def _next_item(self, channel: asyncio.Queue[ChannelItem]) -> ChannelItem | None:
@@ -173,6 +243,7 @@ class RequestForwarder:
         finally:
             agent.close_channel(request_id)
             lease.release()
+            self.monitor.finished(request_id)
 
     async def close(self) -> None:
         """Shutdown: abandon the drains (their slots are released)."""
