@@ -8,7 +8,7 @@ import logging
 import signal
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import uvicorn
@@ -18,6 +18,7 @@ from paddler_tui.net_address import HostPort
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
 from paddler_tui.server.balancer.inference_service import create_inference_app
 from paddler_tui.server.balancer.management_service import create_management_app
+from paddler_tui.server.balancer.openai_service import create_openai_app
 from paddler_tui.server.balancer.state_database import (
     StateDatabaseError,
     open_state_database,
@@ -75,10 +76,12 @@ async def serve_balancer(
     log_level: str = "warning",
 ) -> None:
     """Run every service on its bound socket until ``stopping`` is set."""
-    apps: dict[str, ASGIApp] = {
-        "inference service": create_inference_app(balancer),
-        "management service": create_management_app(balancer),
+    factories: dict[str, Callable[[Balancer], ASGIApp]] = {
+        "inference service": create_inference_app,
+        "management service": create_management_app,
+        "OpenAI-compatible service": create_openai_app,
     }
+    apps = {name: factories[name](balancer) for name in sockets}
     servers = [
         _Server(
             uvicorn.Config(
@@ -146,9 +149,7 @@ async def prepare_balancer(settings: BalancerSettings) -> tuple[Balancer, dict[s
         "management service": settings.management_addr,
     }
     if settings.compat_openai_addr is not None:
-        raise StartupError(
-            "--compat-openai-addr: the OpenAI-compatible service is not available in this build yet"
-        )
+        wanted["OpenAI-compatible service"] = settings.compat_openai_addr
     sockets: dict[str, socket.socket] = {}
     try:
         for name, addr in wanted.items():

@@ -33,7 +33,7 @@ class LiveStreamingResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         producing = asyncio.create_task(self._produce(send))
-        watching = asyncio.create_task(_wait_for_disconnect(receive))
+        watching = asyncio.create_task(wait_for_disconnect(receive))
         try:
             await asyncio.wait({producing, watching}, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -59,6 +59,6 @@ class LiveStreamingResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def _wait_for_disconnect(receive: Receive) -> None:
+async def wait_for_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
