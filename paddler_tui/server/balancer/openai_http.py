@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -10,7 +9,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from paddler_tui.server.balancer.streaming import wait_for_disconnect
+from paddler_tui.server.balancer.streaming import while_connected
 
 SSE_DONE = b"data: [DONE]\n\n"
 
@@ -47,15 +46,8 @@ class CollectedResponse(Response):
         self.raw_headers = []
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        computing = asyncio.create_task(self._compute())
-        watching = asyncio.create_task(wait_for_disconnect(receive))
-        try:
-            await asyncio.wait({computing, watching}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (computing, watching):
-                task.cancel()
-            await asyncio.gather(computing, watching, return_exceptions=True)
-        if computing.cancelled():
+        answer = await while_connected(self._compute(), receive)
+        if answer is None:
             return  # the client left; nobody to answer
-        status_code, body = computing.result()
+        status_code, body = answer
         await json_response(status_code, body)(scope, receive, send)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Coroutine, Mapping
+from typing import Any, TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+T = TypeVar("T")
 
 
 class LiveStreamingResponse(Response):
@@ -32,17 +35,8 @@ class LiveStreamingResponse(Response):
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in raw.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        producing = asyncio.create_task(self._produce(send))
-        watching = asyncio.create_task(wait_for_disconnect(receive))
-        try:
-            await asyncio.wait({producing, watching}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for task in (producing, watching):
-                task.cancel()
-            results = await asyncio.gather(producing, watching, return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception) and not isinstance(result, OSError):
-                raise result
+        with contextlib.suppress(OSError):  # the client went away mid-write
+            await while_connected(self._produce(send), receive)
 
     async def _produce(self, send: Send) -> None:
         await send(
@@ -59,6 +53,21 @@ class LiveStreamingResponse(Response):
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-async def wait_for_disconnect(receive: Receive) -> None:
+async def while_connected(work: Coroutine[Any, Any, T], receive: Receive) -> T | None:
+    """Run ``work`` until it ends or the client disconnects (then cancel it and return None)."""
+    working = asyncio.create_task(work)
+    watching = asyncio.create_task(_wait_for_disconnect(receive))
+    try:
+        await asyncio.wait({working, watching}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (working, watching):
+            task.cancel()
+        await asyncio.gather(working, watching, return_exceptions=True)
+    if working.cancelled():
+        return None
+    return working.result()
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
