@@ -33,6 +33,8 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict paddler_tui
 
 pytest: $(STAMP)
+	@# The real-terminal test drives the TUI in tmux.
+	command -v tmux >/dev/null || (apt-get update && apt-get install -y tmux)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

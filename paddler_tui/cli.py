@@ -207,6 +207,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"balancer management service for the TUI (default: {DEFAULT_MANAGEMENT_ADDR})",
     )
+    parser.add_argument(
+        "--print-paths",
+        action="store_true",
+        help="print where the TUI keeps its config, conversations, logs and state, and exit",
+    )
     _add_log_level(parser)
     parser.set_defaults(handler=_run_tui)
     commands = parser.add_subparsers(title="subcommands", metavar="COMMAND")
@@ -265,14 +270,6 @@ def configure_logging(level: str) -> None:
     )
     # Every request line from the HTTP client is noise in a CLI.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
-def _not_in_this_build(name: str) -> Callable[[argparse.Namespace], int]:
-    def run(_: argparse.Namespace) -> int:
-        print(f"paddler-tui: `{name}` is not available in this build yet", file=sys.stderr)
-        return 2
-
-    return run
 
 
 def _run_agent(arguments: argparse.Namespace) -> int:
@@ -342,7 +339,34 @@ def _run_stop(_: argparse.Namespace) -> int:
     return run_stop()
 
 
-_run_tui = _not_in_this_build("the TUI")
+def print_paths() -> None:
+    from paddler_tui.paths import data_dir, log_dir, state_dir
+    from paddler_tui.ui.config import config_path
+    from paddler_tui.ui.conversation_store import DATABASE_FILENAME
+
+    rows = [
+        ("config", config_path()),
+        ("data", data_dir() / DATABASE_FILENAME),
+        ("log", log_dir()),
+        ("state", state_dir()),
+    ]
+    for name, path in rows:
+        print(f"{name + ':':8}{path}")
+
+
+def _run_tui(arguments: argparse.Namespace) -> int:
+    if arguments.print_paths:
+        print_paths()
+        return 0
+    from paddler_tui.ui.main import run_tui
+
+    return run_tui(
+        arguments.inference_addr,
+        arguments.management_addr,
+        default_inference_addr=DEFAULT_INFERENCE_ADDR,
+        default_management_addr=DEFAULT_MANAGEMENT_ADDR,
+        log_level=arguments.log_level,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -133,6 +133,9 @@ async def serve_foreground(
         log_file=str(log_dir() / "serve.log"),
         agent_pids=agents.pids,
     )
+    if detached:
+        # Recorded before the slots are ready, so `stop` works while the model still loads.
+        state.write()
     exit_code = 0
     try:
         await balancer.cluster.store(desired_state(spec))
@@ -303,4 +306,3 @@ def run_status() -> int:
         return 0
 
     return asyncio.run(query())
-

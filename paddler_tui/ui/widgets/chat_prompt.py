@@ -1,0 +1,74 @@
+"""The message editor: Enter sends, Shift+Enter or Ctrl+J starts a new line."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.widgets import TextArea
+
+
+class ChatPrompt(TextArea):
+    """A TextArea whose Enter sends instead of breaking the line.
+
+    | Key | Binding id | Action |
+    |---|---|---|
+    | enter | chat.send | Send the message |
+    | shift+enter, ctrl+j | chat.newline | Insert a line break |
+
+    Ctrl+J is there because many terminals cannot tell Shift+Enter from Enter.
+    """
+
+    # Priority, because TextArea consumes Enter before ordinary bindings see it.
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "submit", "Send", id="chat.send", priority=True),
+        Binding(
+            "shift+enter,ctrl+j",
+            "newline",
+            "New line",
+            id="chat.newline",
+            priority=True,
+            show=False,
+        ),
+    ]
+
+    DEFAULT_CSS = """
+    ChatPrompt {
+        height: auto;
+        min-height: 3;
+        max-height: 10;
+    }
+    """
+
+    class Submitted(Message):
+        """The user sent ``text`` (never blank)."""
+
+        def __init__(self, prompt: ChatPrompt, text: str) -> None:
+            super().__init__()
+            self.prompt = prompt
+            self.text = text
+
+        @property
+        def control(self) -> ChatPrompt:
+            return self.prompt
+
+    def __init__(
+        self, *, cursor_blink: bool = True, id: str | None = None, classes: str | None = None
+    ) -> None:
+        super().__init__(
+            soft_wrap=True,
+            show_line_numbers=False,
+            placeholder="Ask something — Enter sends, Shift+Enter or Ctrl+J for a new line",
+            id=id,
+            classes=classes,
+        )
+        self.cursor_blink = cursor_blink
+
+    def action_submit(self) -> None:
+        text = self.text.strip()
+        if text:
+            self.post_message(self.Submitted(self, text))
+
+    def action_newline(self) -> None:
+        self.insert("\n")

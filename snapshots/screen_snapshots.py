@@ -1,0 +1,53 @@
+"""What the screen snapshot tests share: fixed sizes, frozen clocks and time zone, a host app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from textual.pilot import Pilot
+from textual.screen import Screen
+
+from paddler_tui.ui.services import BalancerServices
+from tests.fake_balancer import FakeBalancer
+from tests.ui.screen_host import ScreenHost
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
+# Nothing listens on the discard port, and the refusal reads the same on every run.
+UNREACHABLE = "127.0.0.1:9"
+
+
+class StepClock:
+    """``start`` on the first reading and ``start + step`` ever after: every run then reports
+    the same duration however many times the screen looked at the clock in between."""
+
+    def __init__(self, start: float = 100.0, step: float = 0.5) -> None:
+        self._next = start
+        self._step = step
+
+    def __call__(self) -> float:
+        value = self._next
+        self._next = self._next + self._step if self._step else self._next
+        self._step = 0.0
+        return value
+
+
+def host(
+    make_screen: Callable[[BalancerServices], Screen[None]],
+    fake: FakeBalancer | None = None,
+) -> ScreenHost:
+    """The screen against ``fake``, or against an address where nothing answers."""
+    return ScreenHost(
+        make_screen,
+        inference_addr=fake.inference_addr if fake else UNREACHABLE,
+        management_addr=fake.management_addr if fake else UNREACHABLE,
+    )
+
+
+async def settle(pilot: Pilot[object]) -> None:
+    """Quiet the app before the picture: no blinking cursors, no toasts, layout done."""
+    app = pilot.app
+    assert isinstance(app, ScreenHost)
+    app.freeze_cursors()
+    app.clear_notifications()
+    await pilot.pause(0.1)

@@ -1,0 +1,138 @@
+"""The cluster screen at 80x24 and 120x40: the form, the template, metadata, errors."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent, TextArea
+
+from paddler_tui.protocol.model_source import HuggingFace
+from paddler_tui.ui.screens.cluster import ClusterScreen
+from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
+from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
+from paddler_tui.ui.widgets.cluster_status import ClusterStatus
+from snapshots.screen_snapshots import SIZES, host, settle
+from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
+from tests.ui.screen_host import wait_until
+
+TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{{ message['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+METADATA = {
+    "general.architecture": "llama",
+    "general.name": "SmolLM2 135M Instruct",
+    "llama.block_count": "30",
+    "llama.context_length": "8192",
+    "llama.embedding_length": "576",
+    "tokenizer.chat_template": TEMPLATE,
+    "tokenizer.ggml.model": "gpt2",
+}
+MODEL = HuggingFace(
+    filename="SmolLM2-135M-Instruct-Q8_0.gguf",
+    repo_id="bartowski/SmolLM2-135M-Instruct-GGUF",
+    revision="main",
+)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBalancer]:
+    script = FakeScript(
+        agents=[
+            agent_snapshot("a1", "alpha", slots_processing=1),
+            agent_snapshot(
+                "a2",
+                "beta",
+                model_path=None,
+                slots_total=0,
+                state_application_status="AttemptedAndRetrying",
+                download_current=40 * 2**20,
+                download_total=140 * 2**20,
+                download_filename="SmolLM2-135M-Instruct-Q8_0.gguf",
+            ),
+        ],
+        desired_state=desired_state(MODEL, temperature=0.6, context_size=4096),
+        metadata={"a1": METADATA},
+    )
+    with FakeBalancer(script) as running:
+        yield running
+
+
+def cluster_screen(services: BalancerServices) -> ClusterScreen:
+    return ClusterScreen(services, clock=lambda: 0.0)
+
+
+def screen(pilot: Pilot[object]) -> ClusterScreen:
+    assert isinstance(pilot.app.screen, ClusterScreen)
+    return pilot.app.screen
+
+
+async def loaded(pilot: Pilot[object]) -> None:
+    await wait_until(pilot, lambda: screen(pilot).loaded is not None)
+    template = screen(pilot).query_one("#model-template", TextArea)
+    await wait_until(pilot, lambda: template.text == TEMPLATE)
+    await settle(pilot)
+
+
+async def template_tab(pilot: Pilot[object]) -> None:
+    await loaded(pilot)
+    screen(pilot).query_one(TabbedContent).active = "tab-template"
+    await settle(pilot)
+
+
+async def metadata_tab(pilot: Pilot[object]) -> None:
+    await loaded(pilot)
+    screen(pilot).query_one(TabbedContent).active = "tab-metadata"
+    metadata = screen(pilot).query_one(ClusterMetadata)
+    await wait_until(pilot, lambda: metadata.agent_id == "a1")
+    await pilot.pause(0.2)
+    await settle(pilot)
+
+
+async def invalid_fields(pilot: Pilot[object]) -> None:
+    await loaded(pilot)
+    form = screen(pilot).query_one(ClusterParametersForm)
+    form.set_value("n_batch", "lots")
+    form.set_value("context_size", "-1")
+    await pilot.press("ctrl+s")
+    await wait_until(pilot, lambda: screen(pilot).query_one(ClusterStatus).has_class("-error"))
+    await settle(pilot)
+
+
+async def unreachable(pilot: Pilot[object]) -> None:
+    status = screen(pilot).query_one(ClusterStatus)
+    await wait_until(pilot, lambda: status.has_class("-error"))
+    await settle(pilot)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_form(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+    assert snap_compare(host(cluster_screen, fake), terminal_size=size, run_before=loaded)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_chat_template(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+    app = host(cluster_screen, fake)
+    assert snap_compare(app, terminal_size=size, run_before=template_tab)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_metadata(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+    app = host(cluster_screen, fake)
+    assert snap_compare(app, terminal_size=size, run_before=metadata_tab)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_invalid_fields(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+    app = host(cluster_screen, fake)
+    assert snap_compare(app, terminal_size=size, run_before=invalid_fields)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_balancer_unreachable(snap_compare: object, size: tuple[int, int]) -> None:
+    app = host(cluster_screen)
+    assert snap_compare(app, terminal_size=size, run_before=unreachable)  # type: ignore[operator]

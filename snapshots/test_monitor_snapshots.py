@@ -1,0 +1,70 @@
+"""The monitor screen at 80x24 and 120x40: live, Paddler's SSE fallback, disconnected."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from textual.pilot import Pilot
+
+from paddler_tui.ui.screens.monitor import MonitorScreen
+from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
+from paddler_tui.ui.widgets.monitor_status import MonitorStatus
+from snapshots.screen_snapshots import SIZES, host, settle
+from tests.fake_balancer import FakeBalancer, FakeScript
+from tests.ui.monitor_script import busy_minute
+from tests.ui.screen_host import wait_until
+
+SCRIPT = busy_minute()
+
+
+def monitor_screen(services: BalancerServices) -> MonitorScreen:
+    # A clock that never moves: request ages are exactly what the last update says.
+    return MonitorScreen(services, clock=lambda: 0.0)
+
+
+def screen(pilot: Pilot[object]) -> MonitorScreen:
+    assert isinstance(pilot.app.screen, MonitorScreen)
+    return pilot.app.screen
+
+
+async def last_update_shown(pilot: Pilot[object]) -> None:
+    await wait_until(pilot, lambda: screen(pilot).latest == SCRIPT[-1])
+    await settle(pilot)
+
+
+async def fallback_shown(pilot: Pilot[object]) -> None:
+    # Two streams: wait for the agents one, whichever came first.
+    await wait_until(pilot, lambda: screen(pilot).query_one(MonitorAgentsTable).row_count == 2)
+    await settle(pilot)
+
+
+async def disconnected_shown(pilot: Pilot[object]) -> None:
+    status = screen(pilot).query_one(MonitorStatus)
+    await wait_until(pilot, lambda: status.connection.startswith("disconnected"))
+    await settle(pilot)
+
+
+@pytest.fixture
+def live() -> Iterator[FakeBalancer]:
+    with FakeBalancer(FakeScript(monitor=list(SCRIPT))) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_live(snap_compare: object, live: FakeBalancer, size: tuple[int, int]) -> None:
+    app = host(monitor_screen, live)
+    assert snap_compare(app, terminal_size=size, run_before=last_update_shown)  # type: ignore[operator]
+
+
+def test_sse_fallback_against_paddler(snap_compare: object) -> None:
+    with FakeBalancer() as fake:
+        app = host(monitor_screen, fake)
+        assert snap_compare(app, terminal_size=(80, 24), run_before=fallback_shown)  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_disconnected(snap_compare: object, size: tuple[int, int]) -> None:
+    app = host(monitor_screen)
+    assert snap_compare(app, terminal_size=size, run_before=disconnected_shown)  # type: ignore[operator]

@@ -1,0 +1,96 @@
+"""Building and driving the whole app in Pilot tests: options in a temp dir, waiting helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+
+from paddler_tui.ui.app import PaddlerTuiApp, TuiOptions
+from paddler_tui.ui.config import TuiConfig
+from paddler_tui.ui.conversation_store import DATABASE_FILENAME, StoredMessage
+from paddler_tui.ui.screens.chat import ChatScreen
+from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
+
+QUIET = TuiConfig(cursor_blink=False)
+
+
+def tui_options(
+    inference_addr: str,
+    management_addr: str,
+    data_dir: Path,
+    *,
+    config: TuiConfig = QUIET,
+    start_embedded: bool = False,
+    config_path: Path | None = None,
+) -> TuiOptions:
+    return TuiOptions(
+        inference_addr=inference_addr,
+        management_addr=management_addr,
+        start_embedded=start_embedded,
+        database_path=data_dir / DATABASE_FILENAME,
+        config_path=config_path,
+        config=config,
+    )
+
+
+class ScriptedClock:
+    """Each reading is ``step`` seconds after the previous one: tokens/s never depends on timing."""
+
+    def __init__(self, step: float = 0.5) -> None:
+        self._now = 0.0
+        self._step = step
+
+    def __call__(self) -> float:
+        self._now += self._step
+        return self._now
+
+
+async def wait_until(
+    pilot: Pilot[object], predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = ""
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or predicate}")
+        await pilot.pause(0.02)
+
+
+async def chat_screen(pilot: Pilot[object], timeout: float = 10.0) -> ChatScreen:
+    app = pilot.app
+    assert isinstance(app, PaddlerTuiApp)
+    await wait_until(
+        pilot,
+        lambda: isinstance(app.screen, ChatScreen) and isinstance(app.focused, ChatPrompt),
+        timeout=timeout,
+        what="the chat screen",
+    )
+    screen = app.screen
+    assert isinstance(screen, ChatScreen)
+    return screen
+
+
+async def send(pilot: Pilot[object], screen: ChatScreen, text: str) -> None:
+    """Type ``text`` into the prompt, press Enter, wait until it is sent."""
+    count = len(screen.messages)
+    screen.query_one(ChatPrompt).text = text
+    await pilot.press("enter")
+    await wait_until(pilot, lambda: len(screen.messages) > count, what="the message to be sent")
+
+
+async def answer(
+    pilot: Pilot[object], screen: ChatScreen, text: str, *, timeout: float = 10.0
+) -> StoredMessage:
+    """Send ``text`` and wait for the stored answer."""
+    count = len(screen.messages)
+    await send(pilot, screen, text)
+    await wait_until(
+        pilot,
+        lambda: not screen.generating and len(screen.messages) == count + 2,
+        timeout=timeout,
+        what="the answer to end",
+    )
+    await pilot.pause()
+    return screen.messages[-1]

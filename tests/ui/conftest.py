@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fake_balancer import FakeBalancer, FakeScript, desired_state
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBalancer]:
+    """A fake balancer with two agents and embeddings on."""
+    with FakeBalancer(FakeScript(desired_state=desired_state(enable_embeddings=True))) as running:
+        yield running

@@ -1,0 +1,201 @@
+"""Deterministic monitor data: a busy minute of a two-agent cluster, as the socket sends it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from paddler_tui.protocol.agent_issue import ModelFileDoesNotExist
+from paddler_tui.protocol.monitor import (
+    MonitorAgent,
+    MonitorBuffer,
+    MonitorEvent,
+    MonitorRequest,
+    MonitorTimeouts,
+    MonitorUpdate,
+)
+from paddler_tui.protocol.usage import TokenUsage
+
+# 2026-01-01 12:00:00 UTC, in milliseconds.
+T0 = 1_767_268_800_000
+
+
+def monitor_agent(agent_id: str, name: str, **fields: Any) -> MonitorAgent:
+    values: dict[str, Any] = {
+        "id": agent_id,
+        "name": name,
+        "model_path": "/models/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "state_application_status": "Applied",
+        "slots_total": 2,
+        "slots_busy": 0,
+        "download_current": 0,
+        "download_total": 0,
+        "download_filename": None,
+        "issues": [],
+    }
+    values.update(fields)
+    return MonitorAgent(**values)
+
+
+def request(
+    request_id: str, *, phase: str, agent: str | None, started: int, last: int, tokens: int
+) -> MonitorRequest:
+    return MonitorRequest(
+        id=request_id,
+        kind="conversation",
+        phase=phase,  # type: ignore[arg-type]
+        agent_id=agent,
+        agent_name=agent,
+        started_at=started,
+        last_item_at=last,
+        tokens=tokens,
+    )
+
+
+def update(
+    second: int,
+    *,
+    agents: list[MonitorAgent],
+    requests: list[MonitorRequest] = (),  # type: ignore[assignment]
+    buffered: int = 0,
+    events: list[MonitorEvent] = (),  # type: ignore[assignment]
+) -> MonitorUpdate:
+    return MonitorUpdate(
+        server_time=T0 + second * 1000,
+        agents=agents,
+        buffer=MonitorBuffer(buffered=buffered, max_buffered=30, timeout_ms=10_000),
+        requests=list(requests),
+        timeouts=MonitorTimeouts(
+            buffered_request_timeout_ms=10_000, inference_item_timeout_ms=30_000
+        ),
+        events=list(events),
+    )
+
+
+def event(second: int, kind: str, message: str, **fields: Any) -> MonitorEvent:
+    return MonitorEvent(at=T0 + second * 1000, kind=kind, message=message, **fields)  # type: ignore[arg-type]
+
+
+def busy_minute() -> list[MonitorUpdate]:
+    """Agents join, requests run and pile up, one agent is lost (502), a buffer timeout (504)."""
+    usage = TokenUsage.zero().model_copy(update={"content_tokens": 40})
+    updates = [
+        update(
+            0,
+            agents=[monitor_agent("a1", "alpha"), monitor_agent("a2", "beta")],
+            events=[
+                event(0, "agent_joined", "alpha joined", agent_id="a1", agent_name="alpha"),
+                event(0, "agent_joined", "beta joined", agent_id="a2", agent_name="beta"),
+            ],
+        )
+    ]
+    for second in range(1, 40):
+        busy_alpha = 2 if second % 10 < 6 else 1
+        updates.append(
+            update(
+                second,
+                agents=[
+                    monitor_agent("a1", "alpha", slots_busy=busy_alpha),
+                    monitor_agent("a2", "beta", slots_busy=second % 3),
+                ],
+                buffered=second % 4,
+                requests=[
+                    request(
+                        "r-steady",
+                        phase="running",
+                        agent="alpha",
+                        started=T0,
+                        last=T0 + second * 1000,
+                        tokens=second * 12,
+                    ),
+                ],
+            )
+        )
+    updates.append(
+        update(
+            40,
+            agents=[
+                monitor_agent("a1", "alpha", slots_busy=2),
+                monitor_agent(
+                    "a3",
+                    "gamma",
+                    model_path=None,
+                    state_application_status="AttemptedAndRetrying",
+                    slots_total=0,
+                    download_current=300 * 2**20,
+                    download_total=1200 * 2**20,
+                    download_filename="Qwen3-0.6B-Q8_0.gguf",
+                    issues=[ModelFileDoesNotExist(model_path="/models/missing.gguf")],
+                ),
+            ],
+            buffered=3,
+            requests=[
+                request(
+                    "r-steady",
+                    phase="running",
+                    agent="alpha",
+                    started=T0,
+                    last=T0 + 39_000,
+                    tokens=480,
+                ),
+                request(
+                    "r-slow",
+                    phase="running",
+                    agent="alpha",
+                    started=T0 + 10_000,
+                    last=T0 + 20_000,
+                    tokens=7,
+                ),
+                request(
+                    "r-stuck",
+                    phase="running",
+                    agent="alpha",
+                    started=T0 + 5_000,
+                    last=T0 + 12_000,
+                    tokens=3,
+                ),
+                request(
+                    "r-queued",
+                    phase="buffered",
+                    agent=None,
+                    started=T0 + 37_000,
+                    last=T0 + 37_000,
+                    tokens=0,
+                ),
+            ],
+            events=[
+                event(
+                    31,
+                    "request_completed",
+                    "Done",
+                    request_id="r-old",
+                    agent_name="beta",
+                    usage=usage,
+                    tokens_per_second=20.0,
+                ),
+                event(
+                    33,
+                    "agent_lost",
+                    "Agent controller connection closed",
+                    request_id="r-lost",
+                    agent_id="a2",
+                    agent_name="beta",
+                ),
+                event(33, "agent_left", "beta left", agent_id="a2", agent_name="beta"),
+                event(34, "agent_joined", "gamma joined", agent_id="a3", agent_name="gamma"),
+                event(
+                    36,
+                    "buffer_timeout",
+                    "Waiting for available slot timed out",
+                    request_id="r-late",
+                ),
+                event(
+                    38,
+                    "client_cancelled",
+                    "the client left; stopping the agent",
+                    request_id="r-gone",
+                    agent_name="alpha",
+                ),
+            ],
+        )
+    )
+    return updates

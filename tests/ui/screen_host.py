@@ -1,0 +1,60 @@
+"""A tiny app that shows one screen against a balancer, for Pilot and snapshot tests."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from textual.app import App
+from textual.pilot import Pilot
+from textual.screen import Screen
+from textual.widgets import Input, TextArea
+
+from paddler_tui.ui.services import BalancerServices
+
+
+class ScreenHost(App[None]):
+    """Pushes ``make_screen(services)`` on mount; tests see messages through ``message_hook``."""
+
+    def __init__(
+        self,
+        make_screen: Callable[[BalancerServices], Screen[None]],
+        *,
+        inference_addr: str,
+        management_addr: str,
+    ) -> None:
+        super().__init__()
+        self._make_screen = make_screen
+        self._addrs = (inference_addr, management_addr)
+        self.services: BalancerServices | None = None
+
+    async def on_mount(self) -> None:
+        self.services = BalancerServices(*self._addrs)
+        await self.push_screen(self._make_screen(self.services))
+
+    async def on_unmount(self) -> None:
+        if self.services is not None:
+            await self.services.aclose()
+
+    def freeze_cursors(self) -> None:
+        """A blinking cursor would make screenshots differ from run to run."""
+        for widget in self.screen.query("Input, TextArea"):
+            assert isinstance(widget, Input | TextArea)
+            widget.cursor_blink = False
+
+
+def screen_text(app: App[object]) -> str:
+    """What the terminal shows, as plain text lines."""
+    update = app.screen._compositor.render_full_update()
+    return "\n".join("".join(segment.text for segment in strip) for strip in update.strips)
+
+
+async def wait_until(
+    pilot: Pilot[object], predicate: Callable[[], bool], *, timeout: float = 10.0
+) -> None:
+    """Let the app run until ``predicate()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("the condition never became true")
+        await pilot.pause(0.02)
