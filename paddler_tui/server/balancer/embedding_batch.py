@@ -75,10 +75,13 @@ async def embed_batch(
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*tasks, waiting, return_exceptions=True)
-    yield ResponseEnvelope(
-        generated_by=None,
-        request_id=final_request_id or new_id(),
-        response=EmbeddingResponse(value=EmbeddingDone()),
+    yield embedding_done(final_request_id or new_id())
+
+
+def embedding_done(request_id: str) -> ResponseEnvelope:
+    """The balancer's one final Done of a whole batch."""
+    return ResponseEnvelope(
+        generated_by=None, request_id=request_id, response=EmbeddingResponse(value=EmbeddingDone())
     )
 
 

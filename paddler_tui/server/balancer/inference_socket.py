@@ -32,6 +32,7 @@ from paddler_tui.protocol.inference_socket import (
     encode_inference_server_message,
 )
 from paddler_tui.server.balancer.balancer import Balancer
+from paddler_tui.server.balancer.embedding_batch import embedding_done
 from paddler_tui.server.balancer.inference_requests import (
     RequestRejectedError,
     check_embedding_request,
@@ -140,6 +141,9 @@ class InferenceSocketSession:
                 self._send(token_generation_disabled(request_id))
             else:
                 self._send(error_envelope(request_id, (rejected.status_code, rejected.message)))
+            if isinstance(request, GenerateEmbeddingBatch):
+                # An embedding stream always ends with its one Done, refused or not.
+                self._send(embedding_done(request_id))
             return
         stream = stream_request(self._balancer, request_id, request, embedding_done_id=request_id)
         async with contextlib.aclosing(stream):

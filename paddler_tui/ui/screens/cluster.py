@@ -105,6 +105,11 @@ class ClusterScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # After the first refresh every child is mounted and running, so none is handed data
+        # before its own mount handler (a table would miss its first re-measure).
+        self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
         self._load_state()
         self._follow_agents()
         self.set_interval(PROGRESS_TICK_S, self._tick)
@@ -162,6 +167,12 @@ class ClusterScreen(Screen[None]):
         problems.extend(f"{name}: {error}" for name, error in parsed.errors.items())
         if problems or parsed.parameters is None:
             status.say(f"Not applied, fix {len(problems)}: " + "; ".join(problems), "error")
+            # Focus scrolls the first wrong field into view.
+            wrong_model = next((key for key in ("model", "mmproj") if key not in models), None)
+            if wrong_model is not None:
+                self.query_one(f"#{wrong_model}", ClusterModelSource).focus_editor()
+            else:
+                form.editor(next(iter(parsed.errors))).focus()
             return None
         use_override, content = self.query_one(ClusterChatTemplate).override()
         if use_override and not content.strip():

@@ -102,6 +102,11 @@ class MonitorScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # After the first refresh every child is mounted and running, so none is handed data
+        # before its own mount handler (a table would miss its first re-measure).
+        self.call_after_refresh(self._start)
+
+    def _start(self) -> None:
         self._follow()
         self.set_interval(CLOCK_TICK_S, self._tick_clocks)
 

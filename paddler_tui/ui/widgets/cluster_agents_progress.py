@@ -53,6 +53,9 @@ class ClusterAgentsProgress(DataTable[Text]):
                 Text(row.issues, style=styles["error"]),
                 key=row.id,
             )
+        # DataTable re-measures when idle, but a change made from outside its own handlers
+        # does not wake it: ask for that idle pass.
+        self.check_idle()
 
 
 def _apply_style(state: AgentApplyState | None, styles: dict[str, str]) -> str:

@@ -65,9 +65,13 @@ class ClusterMetadata(Vertical):
         table.clear()
         if metadata is None:
             table.add_row(Text(note or "no model loaded", style="dim"), Text(""))
+            table.check_idle()
             return
         for key, value in sorted(metadata.items()):
             flat = " ".join(value.split())
             if len(flat) > VALUE_WIDTH:
                 flat = flat[: VALUE_WIDTH - 1] + "…"
             table.add_row(Text(key), Text(flat), key=key)
+        # DataTable re-measures when idle, but a change made from outside its own handlers
+        # does not wake it: ask for that idle pass.
+        table.check_idle()

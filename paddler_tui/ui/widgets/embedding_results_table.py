@@ -51,3 +51,6 @@ class EmbeddingResultsTable(DataTable[Text]):
             Text(format_values(row.embedding, FIRST_VALUES)),
             key=row.document_id,
         )
+        # DataTable re-measures when idle, but a change made from outside its own handlers
+        # does not wake it: ask for that idle pass.
+        self.check_idle()

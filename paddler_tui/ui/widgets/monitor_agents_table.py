@@ -46,6 +46,9 @@ class MonitorAgentsTable(DataTable[Text]):
                     self.update_cell(row.id, column, cell)
             else:
                 self.add_row(*cells, key=row.id)
+        # DataTable re-measures when idle, but a change made from outside its own handlers
+        # does not wake it: ask for that idle pass.
+        self.check_idle()
 
 
 def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:

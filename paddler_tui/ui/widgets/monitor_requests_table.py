@@ -54,3 +54,6 @@ class MonitorRequestsTable(DataTable[Text]):
                     self.update_cell(row.id, column, cell)
             else:
                 self.add_row(*cells, key=row.id)
+        # DataTable re-measures when idle, but a change made from outside its own handlers
+        # does not wake it: ask for that idle pass.
+        self.check_idle()
