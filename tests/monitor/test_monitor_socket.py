@@ -133,9 +133,7 @@ async def test_a_stalled_agent_shows_the_item_clock_then_the_timeout(
             assert later.requests[0].phase == "running"
             timeout = await watcher.event("item_timeout")
             assert timeout.message.startswith("Inference timed out after 1500ms")
-            await watcher.until(
-                lambda f: any(r.phase == "draining" for r in f.requests)
-            )
+            await watcher.until(lambda f: any(r.phase == "draining" for r in f.requests))
             assert await fake.next_stop() == envelope.id
         await watcher.until(lambda f: not f.requests, timeout=5)
 
