@@ -36,6 +36,8 @@ class AgentPool:
         self._agents: dict[str, AgentController] = {}
         # Any change to agents or slots: registration, removal, status, claim, release.
         self.changed = ChangeSignal()
+        # Set at shutdown, so watchers of ``changed`` (SSE streams) know to end.
+        self.closed = False
 
     def __contains__(self, agent_id: str) -> bool:
         return agent_id in self._agents
@@ -63,8 +65,10 @@ class AgentPool:
 
     def shut_down(self) -> None:
         """Every request waiting on an agent ends with "balancer is shutting down"."""
+        self.closed = True
         for agent in self._agents.values():
             agent.interrupt(BalancerShuttingDownError())
+        self.changed.notify()
 
     def try_claim(self) -> SlotLease | None:
         """Claim a slot on the least busy agent that has one free (by absolute count).

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from fastapi import FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
@@ -36,9 +37,14 @@ from paddler_tui.server.balancer.inference_socket import InferenceSocketSession
 from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
 
-async def ndjson(messages: AsyncIterator[InferenceServerMessage]) -> AsyncIterator[bytes]:
-    async for message in messages:
-        yield encode_inference_server_message(message) + b"\n"
+async def ndjson(
+    messages: AsyncGenerator[InferenceServerMessage, None],
+) -> AsyncIterator[bytes]:
+    # Closing the lines closes the request's stream at once (stop the agent, leave the buffer),
+    # not whenever the garbage collector finalizes an abandoned generator.
+    async with contextlib.aclosing(messages):
+        async for message in messages:
+            yield encode_inference_server_message(message) + b"\n"
 
 
 def create_inference_app(balancer: Balancer) -> FastAPI:

@@ -61,7 +61,8 @@ def create_management_app(balancer: Balancer) -> FastAPI:
             return codec.encode(codec.adapter_for(type(value)), value)
 
         return LiveStreamingResponse(
-            snapshot_events(pool.changed, snapshot), media_type="text/event-stream"
+            snapshot_events(pool.changed, snapshot, ended=lambda: pool.closed),
+            media_type="text/event-stream",
         )
 
     def buffered_snapshot() -> bytes:
@@ -75,7 +76,8 @@ def create_management_app(balancer: Balancer) -> FastAPI:
     @app.get("/api/v1/buffered_requests/stream")
     async def buffered_requests_stream() -> LiveStreamingResponse:
         return LiveStreamingResponse(
-            snapshot_events(buffer.changed, buffered_snapshot), media_type="text/event-stream"
+            snapshot_events(buffer.changed, buffered_snapshot, ended=lambda: buffer.closed),
+            media_type="text/event-stream",
         )
 
     @app.get("/api/v1/balancer_desired_state")

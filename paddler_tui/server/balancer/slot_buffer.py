@@ -37,6 +37,10 @@ class SlotBuffer:
         self.changed = ChangeSignal()
 
     @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
     def buffered(self) -> int:
         return len(self._waiters)
 

@@ -12,16 +12,26 @@ KEEP_ALIVE_S = 10.0
 
 
 async def snapshot_events(
-    signal: ChangeSignal, snapshot: Callable[[], bytes], *, keep_alive_s: float = KEEP_ALIVE_S
+    signal: ChangeSignal,
+    snapshot: Callable[[], bytes],
+    *,
+    ended: Callable[[], bool] = lambda: False,
+    keep_alive_s: float = KEEP_ALIVE_S,
 ) -> AsyncIterator[bytes]:
-    """``data: <snapshot>`` now and after each change (identical snapshots are skipped)."""
+    """``data: <snapshot>`` now and after each change (identical snapshots are skipped).
+
+    The stream ends once ``ended()`` is true (checked after every change): at shutdown, so an
+    open subscriber never holds the balancer's exit up.
+    """
     last: bytes | None = None
-    while True:
+    while not ended():
         generation = signal.generation
         current = snapshot()
         if current != last:
             yield b"data: " + current + b"\n\n"
             last = current
+        if ended():
+            return
         try:
             async with asyncio.timeout(keep_alive_s):
                 await signal.wait_after(generation)
