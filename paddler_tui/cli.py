@@ -114,6 +114,14 @@ def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest wait for each next token or embedding, the first one included "
         "(default: %(default)s)",
     )
+    limits = parser.add_argument_group("limits")
+    limits.add_argument(
+        "--max-request-body-bytes",
+        type=_positive_int,
+        default=2 * 1024 * 1024,
+        metavar="BYTES",
+        help="larger request bodies are refused with 413 (default: %(default)s, as Paddler)",
+    )
     cors = parser.add_argument_group("CORS")
     cors.add_argument(
         "--inference-cors-allowed-host",
@@ -299,6 +307,7 @@ def balancer_settings(arguments: argparse.Namespace) -> BalancerSettings:
         statsd_addr=arguments.statsd_addr,
         statsd_prefix=arguments.statsd_prefix,
         statsd_reporting_interval_ms=arguments.statsd_reporting_interval,
+        body_limit=arguments.max_request_body_bytes,
     )
 
 

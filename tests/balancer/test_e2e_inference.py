@@ -333,3 +333,55 @@ async def test_a_real_agents_model_metadata_and_template_override(cluster: Clust
     assert metadata.json()["metadata"]["general.architecture"] == "llama"
     assert "tokenizer.chat_template" in metadata.json()["metadata"]
     assert (override.status_code, override.json()) == (200, None)
+
+
+async def test_the_body_limit_is_configurable(make_cluster: Callable[[str], Cluster]) -> None:
+    balancer = make_cluster("small-bodies").start_balancer(
+        "--max-request-body-bytes", "1000", "--buffered-request-timeout", "100"
+    )
+    async with http_client() as client:
+        refused = await client.post(
+            f"{balancer.inference_url}{RAW_PROMPT}", json=raw_prompt_body(4, "x" * 2000)
+        )
+        accepted = await client.post(
+            f"{balancer.inference_url}{RAW_PROMPT}",
+            json=raw_prompt_body(4, "short"),
+            timeout=5,
+        )
+    assert refused.status_code == 413
+    # Within the limit the request is taken (no agents: it waits, then times out in band).
+    assert accepted.status_code == 200
+    assert '"code":504' in accepted.text
+
+
+async def test_a_refused_socket_embedding_batch_ends_with_its_done(cluster: Cluster) -> None:
+    """Generation mode refuses embeddings (501); the stream still ends with the one Done."""
+    async with connect(cluster.b.inference_socket_url) as socket:
+        await socket.send(
+            json.dumps(
+                {
+                    "Request": {
+                        "id": "batch-1",
+                        "request": {"GenerateEmbeddingBatch": embeddings_body()},
+                    }
+                }
+            )
+        )
+        error = json.loads(await asyncio.wait_for(socket.recv(), 5))
+        done = json.loads(await asyncio.wait_for(socket.recv(), 5))
+    assert error == {
+        "Error": {
+            "request_id": "batch-1",
+            "error": {
+                "code": 501,
+                "description": "Embedding generation is not enabled in the inference parameters",
+            },
+        }
+    }
+    assert done == {
+        "Response": {
+            "generated_by": None,
+            "request_id": "batch-1",
+            "response": {"Embedding": "Done"},
+        }
+    }
