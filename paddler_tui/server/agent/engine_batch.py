@@ -66,6 +66,12 @@ class DecodeBatch:
         self.size = index
         return last
 
+    def add_sequence(self, tokens: Sequence[int], seq_id: int) -> None:
+        """Append a whole sequence from position 0, every token an output (for pooling)."""
+        last = self.add_run(tokens, 0, seq_id, last_logits=True)
+        for index in range(last - len(tokens) + 1, last):
+            self._logits[index] = True
+
     def decode(self, ctx: Pointer) -> int:
         self._batch.n_tokens = self.size
         return int(llama_cpp.llama_decode(ctx, self._batch))

@@ -134,6 +134,13 @@ class ModelContext:
         self.n_seq_max = int(llama_cpp.llama_n_seq_max(context))
         self.bos_id = int(llama_cpp.llama_vocab_bos(self.vocab))
         self.eos_id = int(llama_cpp.llama_vocab_eos(self.vocab))
+        pooling = int(llama_cpp.llama_pooling_type(context))
+        # Rank pooling yields one score per classifier output, the others one vector.
+        self.embedding_size = int(
+            llama_cpp.llama_model_n_cls_out(model)
+            if pooling == llama_cpp.LLAMA_POOLING_TYPE_RANK
+            else llama_cpp.llama_model_n_embd(model)
+        )
         self._pieces: dict[int, bytes] = {}
 
     @classmethod
@@ -239,6 +246,14 @@ class ModelContext:
         """Drop a sequence's KV from ``start`` (-1: all of it); False if llama.cpp cannot."""
         return bool(llama_cpp.llama_memory_seq_rm(self.memory, seq_id, start, -1))
 
+    def clear_memory(self) -> None:
+        llama_cpp.llama_memory_clear(self.memory, True)
+
+    def pooled_embedding(self, seq_id: int) -> list[float] | None:
+        """The pooled embedding of a sequence after a decode; None without pooling."""
+        vector = llama_cpp.llama_get_embeddings_seq(self.ctx, seq_id)
+        return list(vector[: self.embedding_size]) if vector else None
+
     def warm_up(self) -> None:
         """Decode a few BOS tokens per slot, as Paddler does, then forget them."""
         token = self.bos_id if self.bos_id != NO_TOKEN else max(self.eos_id, 0)
@@ -257,7 +272,7 @@ class ModelContext:
             status = int(llama_cpp.llama_decode(self.ctx, batch))
         finally:
             llama_cpp.llama_batch_free(batch)
-        llama_cpp.llama_memory_clear(self.memory, True)
+        self.clear_memory()
         if status != 0:
             raise EngineLoadError("slot_cannot_start", f"warm-up decode failed ({status})")
 
@@ -292,5 +307,7 @@ def _context_params(settings: EngineSettings) -> Any:
         params.pooling_type = pooling
     # One KV stream per sequence (llama.cpp's default): a slot never steals another's cells, and
     # attention only spans the slot's own tokens. Each sequence gets n_ctx / slots positions.
-    params.kv_unified = False
+    # Embeddings need one shared stream: with one per sequence llama.cpp splits a batch into
+    # equal-length micro-batches and then mean-pools sequences of unequal length wrongly.
+    params.kv_unified = settings.enable_embeddings
     return params

@@ -3,6 +3,7 @@
 Single-threaded by design: only the engine thread calls into it (llama contexts are not
 thread-safe). Each step decodes one batch holding one pending token of every generating job
 followed by prompt chunks of ingesting jobs, then samples every job whose logits came out.
+While no job generates, a step embeds one batch of documents instead.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ from itertools import count
 from typing import TYPE_CHECKING
 
 from paddler_tui.server.agent.engine_batch import DECODE_NO_KV_SLOT, DECODE_OK, DecodeBatch
-from paddler_tui.server.agent.engine_sampler import SamplerChain, SamplerInitError
+from paddler_tui.server.agent.engine_embedder import Embedder
+from paddler_tui.server.agent.engine_sampler import (
+    CandidatesEliminatedError,
+    GrammarInitError,
+    SamplerChain,
+)
 from paddler_tui.server.agent.engine_types import (
     EVICTED_MESSAGE,
     NO_FREE_SLOT_MESSAGE,
+    EmbeddingJob,
     EngineEvent,
     EventSink,
     FailureKind,
     FinishReason,
     GenerationJob,
+    Job,
     JobFailed,
     JobFinished,
     TokenSampled,
@@ -58,6 +66,7 @@ class _Running:
     cached: int  # prompt prefix reused from the slot's previous job
     ingested: int  # prompt tokens already in the KV cache
     generated: int = 0
+    counted: int = 0  # generated tokens that count toward max_tokens
     pending: int | None = None  # sampled and emitted, not yet decoded
     stop_requested: bool = False
     decoder: codecs.IncrementalDecoder = field(default_factory=lambda: _utf8_decoder("replace"))
@@ -68,6 +77,17 @@ class _Contribution:
     running: _Running
     tokens: Sequence[int]
     output_index: int | None  # batch index whose logits get sampled
+
+
+def _counts(job: GenerationJob, piece: str) -> bool:
+    if job.counts is None:
+        return True
+    try:
+        return job.counts(piece)
+    except Exception:
+        # A broken consumer must not take the other slots down with it.
+        logger.exception("token meter failed for %s", job.job_id)
+        return True
 
 
 def common_prefix_length(left: Sequence[int], right: Sequence[int]) -> int:
@@ -87,14 +107,23 @@ class Scheduler:
         self._running: list[_Running] = []  # in admission order
         self._batch = DecodeBatch(model.n_batch)
         self._clock = count(1)
+        self._embedder = Embedder(
+            model, self._batch, emit=self._emit, end=self._end, forget_cache=self._forget_cache
+        )
 
     @property
     def has_work(self) -> bool:
-        return bool(self._running)
+        return bool(self._running) or self._embedder.has_work
 
     # Commands.
 
-    def admit(self, job: GenerationJob, sink: EventSink) -> None:
+    def admit(self, job: Job, sink: EventSink) -> None:
+        if isinstance(job, EmbeddingJob):
+            self._embedder.admit(job, sink, generating=bool(self._running))
+        else:
+            self._admit_generation(job, sink)
+
+    def _admit_generation(self, job: GenerationJob, sink: EventSink) -> None:
         prompt = list(job.prompt_tokens)
         if job.max_tokens <= 0:
             self._end(sink, JobFinished(job.job_id, "max_tokens", len(prompt), 0, 0))
@@ -108,14 +137,16 @@ class Scheduler:
             return
         try:
             sampler = SamplerChain(self._model, job.sampling, job.grammar)
-        except SamplerInitError as error:
-            self._end(sink, JobFailed(job.job_id, error.kind, error.message))
+        except GrammarInitError as error:
+            self._end(sink, JobFailed(job.job_id, "grammar_init", str(error)))
             return
         # Prompt cache: the free slot already holding the longest prefix of this prompt wins;
         # ties go to the least recently used slot so fresher caches survive longer.
         slot = max(free, key=lambda s: (common_prefix_length(s.held, prompt), -s.last_used))
         # The last prompt token is always decoded again so that its logits exist.
         reused = min(common_prefix_length(slot.held, prompt), len(prompt) - 1)
+        if not self._model.settings.reuse_prompt_cache:
+            reused = 0
         if reused < len(slot.held) and not self._model.clear_sequence(slot.seq_id, reused):
             self._model.clear_sequence(slot.seq_id)  # partial removal unsupported (recurrent)
             reused = 0
@@ -130,14 +161,17 @@ class Scheduler:
         for running in self._running:
             if running.job.job_id == job_id:
                 running.stop_requested = True
+        self._embedder.request_stop(job_id)
 
     def stop_all(self) -> None:
         for running in list(self._running):
             self._finish(running, "stopped")
+        self._embedder.stop_all()
 
     def fail_all(self, message: str) -> None:
         for running in list(self._running):
             self._fail(running, "internal", message)
+        self._embedder.fail_all(message)
 
     def free(self) -> None:
         self.fail_all("the engine shut down")
@@ -149,6 +183,9 @@ class Scheduler:
         for running in list(self._running):
             if running.stop_requested:
                 self._finish(running, "stopped")
+        if not self._running and self._embedder.has_work:
+            self._embedder.step()
+            return
         while self._running:
             contributions = self._build_batch()
             if not contributions:
@@ -209,11 +246,14 @@ class Scheduler:
                 self._sample(running, contribution.output_index)
 
     def _sample(self, running: _Running, output_index: int) -> None:
-        model = self._model
+        model, job = self._model, running.job
         try:
             token = running.sampler.sample(model.ctx, output_index)
+        except CandidatesEliminatedError as error:
+            self._fail(running, "sampler", str(error))
+            return
         except Exception as error:
-            logger.exception("sampling failed for %s", running.job.job_id)
+            logger.exception("sampling failed for %s", job.job_id)
             self._fail(running, "sampler", f"sampling failed: {error}")
             return
         if model.is_eog(token):
@@ -221,8 +261,10 @@ class Scheduler:
             return
         running.generated += 1
         piece = running.decoder.decode(model.token_bytes(token))
-        self._emit(running.sink, TokenSampled(running.job.job_id, token, piece))
-        if running.generated >= running.job.max_tokens:
+        if _counts(job, piece):
+            running.counted += 1
+        self._emit(running.sink, TokenSampled(job.job_id, token, piece))
+        if running.counted >= job.max_tokens:
             self._finish(running, "max_tokens")
         else:
             running.pending = token
@@ -243,6 +285,10 @@ class Scheduler:
         self._model.clear_sequence(running.slot.seq_id)
         running.slot.held.clear()
         self._end(running.sink, JobFailed(running.job.job_id, kind, message))
+
+    def _forget_cache(self) -> None:
+        for slot in self._slots:
+            slot.held.clear()
 
     def _detach(self, running: _Running) -> None:
         self._running.remove(running)

@@ -12,13 +12,19 @@ from typing import Literal, TypeAlias
 
 FinishReason = Literal["eog", "max_tokens", "stopped"]
 FailureKind = Literal[
-    "evicted", "sampler", "grammar_syntax", "grammar_init", "grammar_rejected", "internal"
+    "evicted",
+    "sampler",
+    "grammar_init",
+    "internal",
+    "embeddings_disabled",
+    "generation_active",
 ]
 LoadErrorKind = Literal["model_cannot_be_loaded", "slot_cannot_start"]
 
 # Paddler's error texts (§9.2), sent verbatim as SamplerError payloads.
 NO_FREE_SLOT_MESSAGE = "no available sequence slots, all slots are busy"
 EVICTED_MESSAGE = "Request evicted due to KV cache pressure"
+CANDIDATES_ELIMINATED_MESSAGE = "all token candidates were eliminated during sampling"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -36,6 +42,8 @@ class EngineSettings:
     v_cache_dtype: str = "Q8_0"
     enable_embeddings: bool = False
     pooling_type: str = "Last"  # a Paddler PoolingType name
+    # Off only to measure what reuse saves (bench/prompt_cache.py); the agent always reuses.
+    reuse_prompt_cache: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,6 +66,15 @@ class GenerationJob:
     max_tokens: int
     sampling: SamplingSettings
     grammar: tuple[str, str] | None = None  # (GBNF text, root rule name)
+    # Called on the engine thread with each sampled token's text, in order, before its
+    # TokenSampled event; False: the token does not count toward max_tokens (tool calls).
+    counts: Callable[[str], bool] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbeddingJob:
+    job_id: str
+    documents: Sequence[tuple[str, str]]  # (document id, content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,13 +96,41 @@ class JobFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class DocumentEmbedded:
+    """The pooled, not yet normalized, embedding of one document."""
+
+    job_id: str
+    document_id: str
+    vector: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentTooLong:
+    """A document longer than one batch; it is skipped and the others are embedded."""
+
+    job_id: str
+    document_id: str
+    tokens: int
+    n_batch: int
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingsFinished:
+    job_id: str
+    embedded: int  # documents embedded (fewer than planned if stopped)
+
+
+@dataclass(frozen=True, slots=True)
 class JobFailed:
     job_id: str
     kind: FailureKind
     message: str
 
 
-EngineEvent: TypeAlias = TokenSampled | JobFinished | JobFailed
+EngineEvent: TypeAlias = (
+    TokenSampled | JobFinished | DocumentEmbedded | DocumentTooLong | EmbeddingsFinished | JobFailed
+)
+Job: TypeAlias = GenerationJob | EmbeddingJob
 EventSink: TypeAlias = Callable[[EngineEvent], None]
 
 
@@ -100,3 +145,7 @@ class EngineLoadError(Exception):
 
 class EngineClosedError(RuntimeError):
     """The engine was closed (or its thread died); its model is gone."""
+
+
+class GrammarConversionError(ValueError):
+    """A JSON Schema that cannot be turned into a grammar; the message says why."""

@@ -1,8 +1,10 @@
 """Requests on the agent: admission, prompt building, and streaming engine output as responses.
 
 The engine thread reports per-job events through a callback; each request hops them onto the
-event loop with ``call_soon_threadsafe`` and turns them into ``GeneratedToken`` responses. The
-count of requests in here is the agent's ``slots_processing``.
+event loop with ``call_soon_threadsafe`` and turns them into responses. Each generated token is
+classified (content, reasoning, tool call) on the engine thread, so that the engine stops after
+exactly ``max_tokens`` counted tokens. The count of requests in here is the agent's
+``slots_processing``.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from paddler_tui.protocol.agent_socket import (
@@ -20,41 +22,50 @@ from paddler_tui.protocol.agent_socket import (
 )
 from paddler_tui.protocol.agent_status import ModelMetadata
 from paddler_tui.protocol.desired_state import ChatTemplate as ChatTemplateContent
-from paddler_tui.protocol.envelope import GeneratedToken
+from paddler_tui.protocol.embedding import EmbeddingError, EmbeddingResult
+from paddler_tui.protocol.envelope import EmbeddingResponse, GeneratedToken
 from paddler_tui.protocol.generated_token import (
     ChatTemplateError,
-    ContentToken,
-    Done,
     GeneratedTokenResult,
     GrammarIncompatibleWithThinking,
     GrammarInitializationFailed,
-    GrammarRejectedModelOutput,
     GrammarSyntaxError,
     SamplerError,
     TokenGenerationDisabled,
+    ToolSchemaInvalid,
 )
 from paddler_tui.protocol.grammar import GbnfGrammar, GrammarConstraint
 from paddler_tui.protocol.inference_parameters import InferenceParameters
 from paddler_tui.protocol.requests import (
     ContinueFromConversationHistoryParams,
     ContinueFromRawPromptParams,
+    GenerateEmbeddingBatchParams,
+    SamplingOverrides,
 )
-from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.agent.chat_template import (
     ChatTemplate,
     ChatTemplateRenderError,
     conversation_to_template_messages,
 )
+from paddler_tui.server.agent.embedding_requests import serve_embeddings
 from paddler_tui.server.agent.engine_types import (
     EngineEvent,
     EngineSettings,
     GenerationJob,
+    GrammarConversionError,
     JobFailed,
     JobFinished,
     SamplingSettings,
     TokenSampled,
 )
+from paddler_tui.server.agent.generation_output import GenerationOutput
 from paddler_tui.server.agent.status import AgentStatus
+from paddler_tui.server.agent.token_classifier import Classified, TokenClassifier
+from paddler_tui.server.agent.token_markers import Markers, detect_markers, open_reasoning_at_end
+from paddler_tui.server.agent.tool_call_validation import (
+    ToolCallValidator,
+    ToolSchemaInvalidError,
+)
 
 if TYPE_CHECKING:
     from paddler_tui.server.agent.engine import Engine
@@ -66,14 +77,11 @@ SendResponse = Callable[[str, FromAgentResponse], None]
 EMBEDDINGS_ONLY = "Token generation is disabled: this agent is running in embeddings-only mode"
 GRAMMAR_WITH_THINKING = "Grammar constraints are incompatible with thinking mode"
 
-_FAILURES: dict[str, Callable[[str], GeneratedTokenResult]] = {
-    "evicted": lambda message: SamplerError(value=message),
-    "sampler": lambda message: SamplerError(value=message),
-    "internal": lambda message: SamplerError(value=message),
-    "grammar_syntax": lambda message: GrammarSyntaxError(value=message),
-    "grammar_init": lambda message: GrammarInitializationFailed(value=message),
-    "grammar_rejected": lambda message: GrammarRejectedModelOutput(value=message),
-}
+
+def _failure(event: JobFailed) -> GeneratedTokenResult:
+    if event.kind == "grammar_init":
+        return GrammarInitializationFailed(value=event.message)
+    return SamplerError(value=event.message)
 
 
 @dataclass
@@ -84,6 +92,7 @@ class LoadedModel:
     parameters: InferenceParameters
     chat_template: ChatTemplate | None = None
     uses_override: bool = False
+    markers: Markers = field(default_factory=Markers)
 
 
 class _PromptRejectedError(Exception):
@@ -92,8 +101,17 @@ class _PromptRejectedError(Exception):
         self.result = result
 
 
-def sampling_settings(parameters: InferenceParameters) -> SamplingSettings:
-    return SamplingSettings(
+@dataclass(frozen=True)
+class _Prepared:
+    job: GenerationJob
+    classifier: TokenClassifier
+    output: GenerationOutput
+
+
+def sampling_settings(
+    parameters: InferenceParameters, overrides: SamplingOverrides | None = None
+) -> SamplingSettings:
+    settings = SamplingSettings(
         temperature=parameters.temperature,
         top_k=parameters.top_k,
         top_p=parameters.top_p,
@@ -103,6 +121,10 @@ def sampling_settings(parameters: InferenceParameters) -> SamplingSettings:
         penalty_frequency=parameters.penalty_frequency,
         penalty_presence=parameters.penalty_presence,
     )
+    if overrides is None:
+        return settings
+    # The override fields (seed, temperature, top_p) are named as in SamplingSettings.
+    return replace(settings, **overrides.model_dump(exclude_none=True))
 
 
 class InferenceSlots:
@@ -136,10 +158,13 @@ class InferenceSlots:
         chat_template: ChatTemplate | None,
         uses_override: bool,
     ) -> None:
-        assert self.loaded is not None
-        self.loaded.parameters = parameters
-        self.loaded.chat_template = chat_template
-        self.loaded.uses_override = uses_override
+        loaded = self.loaded
+        assert loaded is not None
+        loaded.parameters = parameters
+        loaded.chat_template = chat_template
+        loaded.uses_override = uses_override
+        source = chat_template.source if chat_template is not None else None
+        loaded.markers = detect_markers(source, loaded.engine.is_single_token)
 
     async def drain_and_unload(self) -> None:
         await self._idle.wait()
@@ -161,13 +186,20 @@ class InferenceSlots:
     def start(
         self,
         request_id: str,
-        params: ContinueFromConversationHistoryParams | ContinueFromRawPromptParams,
+        params: ContinueFromConversationHistoryParams
+        | ContinueFromRawPromptParams
+        | GenerateEmbeddingBatchParams,
         send: SendResponse,
     ) -> None:
         if request_id in self._requests:
             logger.warning("ignoring a second request with the in-flight id %s", request_id)
             return
-        task = asyncio.create_task(self._serve(request_id, params, send), name=request_id)
+        serve = (
+            self._serve_embeddings(request_id, params, send)
+            if isinstance(params, GenerateEmbeddingBatchParams)
+            else self._serve(request_id, params, send)
+        )
+        task = asyncio.create_task(serve, name=request_id)
         self._requests[request_id] = task
         self._idle.clear()
         self._status.update(slots_processing=len(self._requests))
@@ -213,61 +245,99 @@ class InferenceSlots:
             respond(SamplerError(value=f"{self._agent_name}: no model is loaded"))
             return
         try:
-            job = self._job(request_id, loaded, params)
+            prepared = await self._prepare(request_id, loaded, params)
         except _PromptRejectedError as rejected:
             respond(rejected.result)
             return
         loop = asyncio.get_running_loop()
-        events: asyncio.Queue[EngineEvent] = asyncio.Queue()
+        events: asyncio.Queue[Classified | EngineEvent] = asyncio.Queue()
+        classifier, output = prepared.classifier, prepared.output
+
+        def counts(piece: str) -> bool:  # the engine thread, before each TokenSampled
+            classified = classifier.feed(piece)
+            loop.call_soon_threadsafe(events.put_nowait, classified)
+            return classified.kind != "tool_call"
 
         def sink(event: EngineEvent) -> None:
-            loop.call_soon_threadsafe(events.put_nowait, event)
+            if not isinstance(event, TokenSampled):  # tokens arrive classified, via counts
+                loop.call_soon_threadsafe(events.put_nowait, event)
 
-        loaded.engine.submit(job, sink)
-        generated = 0
+        loaded.engine.submit(replace(prepared.job, counts=counts), sink)
         while True:
             event = await events.get()
-            if isinstance(event, TokenSampled):
-                generated += 1
-                respond(ContentToken(value=event.piece))
+            if isinstance(event, Classified):
+                results = output.token(event)
             elif isinstance(event, JobFinished):
-                usage = TokenUsage.zero().model_copy(
-                    update={
-                        "prompt_tokens": event.prompt_tokens,
-                        "cached_prompt_tokens": event.cached_prompt_tokens,
-                        "content_tokens": generated,
-                    }
+                # The engine is done with the classifier, so this thread may finish it.
+                results = output.finish(
+                    classifier.finish(),
+                    prompt_tokens=event.prompt_tokens,
+                    cached_prompt_tokens=event.cached_prompt_tokens,
                 )
-                respond(Done(usage=usage))
-                return
-            elif isinstance(event, JobFailed):
-                respond(_FAILURES[event.kind](event.message))
+            else:
+                assert isinstance(event, JobFailed), event
+                results = [_failure(event)]
+            for result in results:
+                respond(result)
+            if not isinstance(event, Classified):
                 return
 
-    def _job(
+    async def _serve_embeddings(
+        self, request_id: str, params: GenerateEmbeddingBatchParams, send: SendResponse
+    ) -> None:
+        def respond(result: EmbeddingResult) -> None:
+            send(request_id, EmbeddingResponse(value=result))
+
+        loaded = self.loaded
+        if loaded is None:
+            respond(EmbeddingError(value=f"{self._agent_name}: no model is loaded"))
+            return
+        pooling_type = loaded.parameters.pooling_type
+        await serve_embeddings(loaded.engine, request_id, params, pooling_type, respond)
+
+    async def _prepare(
         self,
         request_id: str,
         loaded: LoadedModel,
         params: ContinueFromConversationHistoryParams | ContinueFromRawPromptParams,
-    ) -> GenerationJob:
+    ) -> _Prepared:
         if loaded.parameters.enable_embeddings:
             raise _PromptRejectedError(TokenGenerationDisabled(value=EMBEDDINGS_ONLY))
+        validator = None
         if isinstance(params, ContinueFromRawPromptParams):
             prompt = params.raw_prompt
+            # A raw prompt has no thinking switch; what the model reasons is shown.
+            show_reasoning, tools = True, False
         else:
             if params.grammar is not None and params.enable_thinking:
                 raise _PromptRejectedError(
                     GrammarIncompatibleWithThinking(value=GRAMMAR_WITH_THINKING)
                 )
+            if params.parse_tool_calls and params.tools:
+                validator = _validator(params)
             prompt = self._render(loaded, params)
+            show_reasoning, tools = params.enable_thinking, bool(params.tools)
         engine = loaded.engine
-        return GenerationJob(
+        job = GenerationJob(
             job_id=request_id,
             prompt_tokens=engine.tokenize(prompt, add_bos=True, parse_special=True),
             max_tokens=params.max_tokens,
-            sampling=sampling_settings(loaded.parameters),
-            grammar=_gbnf(params.grammar),
+            sampling=sampling_settings(
+                loaded.parameters,
+                params.sampling
+                if isinstance(params, ContinueFromConversationHistoryParams)
+                else None,
+            ),
+            grammar=await _gbnf(engine, params.grammar),
         )
+        markers = loaded.markers
+        classifier = TokenClassifier(
+            markers,
+            show_reasoning=show_reasoning,
+            start_in=open_reasoning_at_end(prompt, markers),
+            bare_json_tool_calls=tools,
+        )
+        return _Prepared(job, classifier, GenerationOutput(validator))
 
     def _render(self, loaded: LoadedModel, params: ContinueFromConversationHistoryParams) -> str:
         template = loaded.chat_template
@@ -295,7 +365,23 @@ class InferenceSlots:
             ) from error
 
 
-def _gbnf(grammar: GrammarConstraint | None) -> tuple[str, str] | None:
+def _validator(params: ContinueFromConversationHistoryParams) -> ToolCallValidator:
+    try:
+        return ToolCallValidator(params.tools)
+    except ToolSchemaInvalidError as error:
+        raise _PromptRejectedError(ToolSchemaInvalid(value=str(error))) from error
+
+
+async def _gbnf(engine: Engine, grammar: GrammarConstraint | None) -> tuple[str, str] | None:
+    """The GBNF and root rule of a grammar constraint; JSON Schemas are converted (§9.5)."""
+    if grammar is None:
+        return None
     if isinstance(grammar, GbnfGrammar):
         return (grammar.grammar, grammar.root)
-    return None
+    try:
+        gbnf = await asyncio.to_thread(engine.json_schema_grammar, grammar.json_schema)
+    except GrammarConversionError as error:
+        raise _PromptRejectedError(
+            GrammarSyntaxError(value=f"Failed to create grammar sampler: {error}")
+        ) from error
+    return (gbnf, "root")

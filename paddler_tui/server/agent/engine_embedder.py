@@ -1,0 +1,168 @@
+"""Embedding jobs on the engine thread: one packed batch of documents per scheduler step.
+
+Each distinct document is one sequence; documents are packed greedily, in order, into batches
+of at most ``n_batch`` tokens and ``slots`` sequences, so each decode fills the batch. Repeated
+documents are embedded once: that saves the work, and makes their vectors bit-identical (the
+same text in two sequences of one batch may differ in the last bits). A batch needs the whole
+KV cache (it clears it), so embeddings only run while no generation job does, and a stop takes
+effect between batches.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from paddler_tui.server.agent.engine_batch import DECODE_OK
+from paddler_tui.server.agent.engine_types import (
+    DocumentEmbedded,
+    DocumentTooLong,
+    EmbeddingJob,
+    EmbeddingsFinished,
+    JobFailed,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from paddler_tui.server.agent.engine_batch import DecodeBatch
+    from paddler_tui.server.agent.engine_model import ModelContext
+    from paddler_tui.server.agent.engine_types import EngineEvent, EventSink
+
+    Deliver = Callable[[EventSink, EngineEvent], None]
+
+
+@dataclass
+class _Document:
+    ids: list[str]  # every document of the job with these tokens
+    tokens: list[int]
+
+
+@dataclass(eq=False)
+class _Run:
+    job: EmbeddingJob
+    sink: EventSink
+    documents: deque[_Document]  # not embedded yet, in order
+    embedded: int = 0
+    stop_requested: bool = False
+
+
+class Embedder:
+    def __init__(
+        self,
+        model: ModelContext,
+        batch: DecodeBatch,
+        *,
+        emit: Deliver,
+        end: Deliver,
+        forget_cache: Callable[[], None],
+    ) -> None:
+        self._model = model
+        self._batch = batch
+        self._emit = emit  # an event that is not the job's last
+        self._end = end  # the job's terminal event
+        self._forget_cache = forget_cache  # the KV cache was cleared under the prompt cache
+        self._runs: deque[_Run] = deque()
+
+    @property
+    def has_work(self) -> bool:
+        return bool(self._runs)
+
+    def admit(self, job: EmbeddingJob, sink: EventSink, *, generating: bool) -> None:
+        model = self._model
+        if not model.settings.enable_embeddings:
+            self._end(sink, JobFailed(job.job_id, "embeddings_disabled", "embeddings are off"))
+            return
+        if generating:
+            self._end(sink, JobFailed(job.job_id, "generation_active", "tokens are generating"))
+            return
+        tokenized = [
+            (document_id, model.tokenize(content, add_bos=True, parse_special=False))
+            for document_id, content in job.documents
+        ]
+        empty = next((document_id for document_id, tokens in tokenized if not tokens), None)
+        if empty is not None:
+            message = f"document {empty!r} has no tokens to embed"
+            self._end(sink, JobFailed(job.job_id, "internal", message))
+            return
+        # A document must fit one batch, and the KV stream of one sequence.
+        limit = min(model.n_batch, model.n_ctx_seq)
+        run = _Run(job, sink, deque())
+        distinct: dict[tuple[int, ...], _Document] = {}
+        for document_id, tokens in tokenized:
+            if len(tokens) > limit:
+                self._emit(sink, DocumentTooLong(job.job_id, document_id, len(tokens), limit))
+            elif (known := distinct.get(tuple(tokens))) is not None:
+                known.ids.append(document_id)
+            else:
+                distinct[tuple(tokens)] = document = _Document([document_id], tokens)
+                run.documents.append(document)
+        self._runs.append(run)
+
+    def request_stop(self, job_id: str) -> None:
+        for run in self._runs:
+            if run.job.job_id == job_id:
+                run.stop_requested = True
+
+    def stop_all(self) -> None:
+        while self._runs:
+            self._finish(self._runs[0])
+
+    def fail_all(self, message: str) -> None:
+        while self._runs:
+            run = self._runs.popleft()
+            self._end(run.sink, JobFailed(run.job.job_id, "internal", message))
+
+    def step(self) -> None:
+        """Embed the next batch of the oldest job, or end it."""
+        run = self._runs[0]
+        if run.stop_requested or not run.documents:
+            self._finish(run)
+            return
+        taken = self._next_batch(run.documents)
+        batch, model = self._batch, self._model
+        batch.clear()
+        for seq_id, document in enumerate(taken):
+            batch.add_sequence(document.tokens, seq_id)
+        model.clear_memory()
+        self._forget_cache()
+        status = batch.decode(model.ctx)
+        vectors = (
+            [model.pooled_embedding(seq_id) for seq_id in range(len(taken))]
+            if status == DECODE_OK
+            else []
+        )
+        model.clear_memory()  # generation must find every sequence empty, as it believes
+        if status != DECODE_OK:
+            self._fail(run, f"llama_decode failed ({status})")
+            return
+        for document, vector in zip(taken, vectors, strict=True):
+            if vector is None:
+                self._fail(run, "the pooling type None gives no embedding per document")
+                return
+            for document_id in document.ids:
+                self._emit(run.sink, DocumentEmbedded(run.job.job_id, document_id, vector))
+                run.embedded += 1
+        if not run.documents:
+            self._finish(run)
+
+    def _next_batch(self, documents: deque[_Document]) -> list[_Document]:
+        taken: list[_Document] = []
+        size = 0
+        while (
+            documents
+            and len(taken) < self._model.n_seq_max
+            and size + len(documents[0].tokens) <= self._model.n_batch
+        ):
+            size += len(documents[0].tokens)
+            taken.append(documents.popleft())
+        return taken
+
+    def _finish(self, run: _Run) -> None:
+        self._runs.remove(run)
+        self._end(run.sink, EmbeddingsFinished(run.job.job_id, run.embedded))
+
+    def _fail(self, run: _Run, message: str) -> None:
+        self._runs.remove(run)
+        self._end(run.sink, JobFailed(run.job.job_id, "internal", message))
