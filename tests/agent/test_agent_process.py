@@ -157,6 +157,24 @@ async def test_stopping_after_the_first_token_frees_the_slot(
     assert isinstance((await endpoint.tokens(agent, next_id))[-1], Done)
 
 
+async def test_a_stop_that_arrives_right_behind_its_request_is_not_lost(
+    endpoint: BalancerEndpoint, start_agent: StartAgent
+) -> None:
+    agent = await loaded_agent(endpoint, start_agent, slots=2)
+    # A busy agent reads the next frames in one go, before the request's task has run.
+    busy = await endpoint.request(agent, raw_prompt("1, 2, 3, 4, 5, 6, 7, 8,", 200))
+    await endpoint.next_response(agent, busy)
+    for _ in range(5):
+        request_id = await endpoint.request(agent, raw_prompt("Once upon a time", 2000))
+        await endpoint.stop(agent, request_id)
+        results = await endpoint.tokens(agent, request_id, timeout=30)
+        done = results[-1]
+        assert isinstance(done, Done)
+        assert done.usage.content_tokens < 100
+    await endpoint.stop(agent, busy)
+    await endpoint.wait_for_status(agent, lambda s: s.slots_processing == 0, timeout=5)
+
+
 @pytest.mark.parametrize(
     "prompt",
     [

@@ -22,7 +22,7 @@ from paddler_tui.protocol.agent_socket import (
 )
 from paddler_tui.protocol.agent_status import ModelMetadata
 from paddler_tui.protocol.desired_state import ChatTemplate as ChatTemplateContent
-from paddler_tui.protocol.embedding import EmbeddingError, EmbeddingResult
+from paddler_tui.protocol.embedding import EmbeddingDone, EmbeddingError, EmbeddingResult
 from paddler_tui.protocol.envelope import EmbeddingResponse, GeneratedToken
 from paddler_tui.protocol.generated_token import (
     ChatTemplateError,
@@ -135,6 +135,7 @@ class InferenceSlots:
         self._agent_name = agent_name or "agent"
         self.loaded: LoadedModel | None = None
         self._requests: dict[str, asyncio.Task[None]] = {}
+        self._stopped: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -208,6 +209,9 @@ class InferenceSlots:
     def stop(self, request_id: str) -> None:
         loaded = self.loaded
         if request_id in self._requests and loaded is not None:
+            # The request may not have reached the engine yet (a stop read in the same batch
+            # of frames as its request); it checks this set right before submitting.
+            self._stopped.add(request_id)
             loaded.engine.stop(request_id)
 
     def stop_all(self) -> None:
@@ -227,6 +231,7 @@ class InferenceSlots:
 
     def _finished(self, request_id: str) -> None:
         del self._requests[request_id]
+        self._stopped.discard(request_id)
         self._status.update(slots_processing=len(self._requests))
         if not self._requests:
             self._idle.set()
@@ -262,6 +267,12 @@ class InferenceSlots:
             if not isinstance(event, TokenSampled):  # tokens arrive classified, via counts
                 loop.call_soon_threadsafe(events.put_nowait, event)
 
+        if request_id in self._stopped:
+            # Stopped before it started: Done, as for any stop, with nothing generated.
+            prompt_tokens = len(prepared.job.prompt_tokens)
+            for result in output.finish([], prompt_tokens=prompt_tokens, cached_prompt_tokens=0):
+                respond(result)
+            return
         loaded.engine.submit(replace(prepared.job, counts=counts), sink)
         while True:
             event = await events.get()
@@ -291,6 +302,9 @@ class InferenceSlots:
         loaded = self.loaded
         if loaded is None:
             respond(EmbeddingError(value=f"{self._agent_name}: no model is loaded"))
+            return
+        if request_id in self._stopped:
+            respond(EmbeddingDone())
             return
         pooling_type = loaded.parameters.pooling_type
         await serve_embeddings(loaded.engine, request_id, params, pooling_type, respond)
