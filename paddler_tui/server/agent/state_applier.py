@@ -153,7 +153,7 @@ class StateApplier:
         attempt = _Attempt(desired, model_path)
         if self._needs_reload(attempt):
             return await self._reload(attempt)
-        return self._apply_in_place(attempt)
+        return await self._apply(attempt, loaded_now=False)
 
     def _on_progress(self, current: int, total: int | None, filename: str) -> None:
         self._status.update(
@@ -179,19 +179,26 @@ class StateApplier:
             != loaded.engine_settings
         )
 
-    def _apply_in_place(self, attempt: _Attempt) -> _Outcome:
+    async def _apply(self, attempt: _Attempt, *, loaded_now: bool) -> _Outcome:
+        """Compile the template and make the state current on the loaded model."""
         try:
             template = self._compile_template(attempt)
         except ChatTemplateCompileError:
+            if loaded_now:
+                # Paddler fails the load on a template that does not compile.
+                await self._inference.drain_and_unload()
             return "unappliable"
+        uses_override = attempt.desired.chat_template_override is not None
         self._inference.update_in_place(
             parameters=attempt.desired.inference_parameters,
             chat_template=template,
-            uses_override=attempt.desired.chat_template_override is not None,
+            uses_override=uses_override,
         )
         self._applied = attempt
         self._status.update(
-            uses_chat_template_override=attempt.desired.chat_template_override is not None,
+            model_path=attempt.model_path,
+            uses_chat_template_override=uses_override,
+            slots_total=self._slots,
             state_application_status="Applied",
         )
         return "applied"
@@ -225,25 +232,7 @@ class StateApplier:
                 self._status.add_issue(ModelCannotBeLoaded(model_path=attempt.model_path))
             return "retry"
         self._status.remove_issues(*_LOAD_ISSUES)
-        try:
-            template = self._compile_template(attempt)
-        except ChatTemplateCompileError:
-            # Paddler fails the load on a template that does not compile.
-            await self._inference.drain_and_unload()
-            return "unappliable"
-        self._inference.update_in_place(
-            parameters=attempt.desired.inference_parameters,
-            chat_template=template,
-            uses_override=attempt.desired.chat_template_override is not None,
-        )
-        self._applied = attempt
-        self._status.update(
-            model_path=attempt.model_path,
-            uses_chat_template_override=attempt.desired.chat_template_override is not None,
-            slots_total=self._slots,
-            state_application_status="Applied",
-        )
-        return "applied"
+        return await self._apply(attempt, loaded_now=True)
 
     def _compile_template(self, attempt: _Attempt) -> ChatTemplate | None:
         """The compiled template, or ``None`` when there is none to use.
