@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
+from paddler_tui.api_key import API_KEY_ENV, api_key_from_env
 from paddler_tui.net_address import HostPort
 
 if TYPE_CHECKING:
@@ -50,6 +51,23 @@ def _non_negative_int(value: str) -> int:
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
     return number
+
+
+def _api_key(value: str) -> str:
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
+def _add_api_key(parser: argparse.ArgumentParser | argparse._ArgumentGroup, purpose: str) -> None:
+    # The default is read here, not shown in --help: it is a secret.
+    parser.add_argument(
+        "--api-key",
+        type=_api_key,
+        default=api_key_from_env(),
+        metavar="KEY",
+        help=f"{purpose} (default: ${API_KEY_ENV}; prefer the variable, a flag shows in ps)",
+    )
 
 
 def _add_log_level(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +156,12 @@ def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="allowed origin for the management service; repeatable",
     )
+    security = parser.add_argument_group("security")
+    _add_api_key(
+        security,
+        "require `Authorization: Bearer KEY` on every route but /health and on every socket, "
+        "agents' included",
+    )
     statsd = parser.add_argument_group("metrics")
     statsd.add_argument(
         "--statsd-addr",
@@ -191,6 +215,8 @@ def _add_agent_arguments(
         metavar="N",
         help="llama.cpp threads (default: what llama.cpp picks for this machine)",
     )
+    if standalone:
+        _add_api_key(parser, "the balancer's API key")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -215,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT",
         help=f"balancer management service for the TUI (default: {DEFAULT_MANAGEMENT_ADDR})",
     )
+    _add_api_key(parser, "the balancer's API key")
     parser.add_argument(
         "--print-paths",
         action="store_true",
@@ -264,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(handler=_run_serve)
 
     status = commands.add_parser("status", help="show what `serve --detach` is running")
+    _add_api_key(status, "the balancer's API key")
     status.set_defaults(handler=_run_status)
     stop = commands.add_parser("stop", help="stop what `serve --detach` started")
     stop.set_defaults(handler=_run_stop)
@@ -288,6 +316,7 @@ def _run_agent(arguments: argparse.Namespace) -> int:
         slots=arguments.slots,
         name=arguments.name,
         threads=arguments.threads,
+        api_key=arguments.api_key,
     )
 
 
@@ -308,6 +337,7 @@ def balancer_settings(arguments: argparse.Namespace) -> BalancerSettings:
         statsd_prefix=arguments.statsd_prefix,
         statsd_reporting_interval_ms=arguments.statsd_reporting_interval,
         body_limit=arguments.max_request_body_bytes,
+        api_key=arguments.api_key,
     )
 
 
@@ -336,10 +366,10 @@ def _run_serve(arguments: argparse.Namespace) -> int:
     )
 
 
-def _run_status(_: argparse.Namespace) -> int:
+def _run_status(arguments: argparse.Namespace) -> int:
     from paddler_tui.server.serve_command import run_status
 
-    return run_status()
+    return run_status(api_key=arguments.api_key)
 
 
 def _run_stop(_: argparse.Namespace) -> int:
@@ -374,6 +404,7 @@ def _run_tui(arguments: argparse.Namespace) -> int:
         arguments.management_addr,
         default_inference_addr=DEFAULT_INFERENCE_ADDR,
         default_management_addr=DEFAULT_MANAGEMENT_ADDR,
+        api_key=arguments.api_key,
         log_level=arguments.log_level,
     )
 

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from paddler_tui.api_key import authorization_headers
 from paddler_tui.client.errors import (
     BalancerUnreachableError,
     ClientError,
@@ -51,11 +52,15 @@ def encode(tp: Any, value: Any) -> bytes:
 
 
 class HttpClient:
-    """One ``httpx.AsyncClient`` for one service's base address."""
+    """One ``httpx.AsyncClient`` for one service's base address (with its API key, if any)."""
 
-    def __init__(self, addr: str, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, addr: str, *, timeout: httpx.Timeout = DEFAULT_TIMEOUT, api_key: str | None = None
+    ) -> None:
         self.base_url = base_url(addr)
-        self._client = httpx.AsyncClient(base_url=self.base_url, timeout=timeout)
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url, timeout=timeout, headers=authorization_headers(api_key)
+        )
 
     async def aclose(self) -> None:
         await self._client.aclose()

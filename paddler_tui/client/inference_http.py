@@ -15,8 +15,8 @@ from paddler_tui.protocol.requests import (
 
 
 class InferenceHttpClient:
-    def __init__(self, addr: str) -> None:
-        self._http = HttpClient(addr)
+    def __init__(self, addr: str, *, api_key: str | None = None) -> None:
+        self._http = HttpClient(addr, api_key=api_key)
 
     async def aclose(self) -> None:
         await self._http.aclose()

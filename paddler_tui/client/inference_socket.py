@@ -8,9 +8,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import InvalidStatus, WebSocketException
 
-from paddler_tui.client.errors import BalancerUnreachableError
+from paddler_tui.api_key import authorization_headers
+from paddler_tui.client.errors import BalancerUnreachableError, HttpStatusError
 from paddler_tui.protocol.embedding import EmbeddingDone
 from paddler_tui.protocol.envelope import (
     EmbeddingResponse,
@@ -111,10 +112,21 @@ class InferenceSocket:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def connect(cls, addr: str, *, open_timeout: float = 5) -> InferenceSocket:
+    async def connect(
+        cls, addr: str, *, open_timeout: float = 5, api_key: str | None = None
+    ) -> InferenceSocket:
+        """Raise :class:`HttpStatusError` if the handshake is refused (403: wrong API key)."""
         url = f"ws://{addr}/api/v1/inference_socket"
         try:
-            connection = await connect(url, max_size=MAX_MESSAGE_BYTES, open_timeout=open_timeout)
+            connection = await connect(
+                url,
+                max_size=MAX_MESSAGE_BYTES,
+                open_timeout=open_timeout,
+                additional_headers=authorization_headers(api_key),
+            )
+        except InvalidStatus as error:
+            code = error.response.status_code
+            raise HttpStatusError(code, "inference socket refused") from error
         except (OSError, WebSocketException, TimeoutError) as error:
             raise BalancerUnreachableError(f"{url}: {error}") from error
         return cls(connection)

@@ -20,8 +20,10 @@ from paddler_tui.protocol.desired_state import (
 
 
 class ManagementClient:
-    def __init__(self, addr: str) -> None:
-        self._http = HttpClient(addr)
+    def __init__(self, addr: str, *, api_key: str | None = None) -> None:
+        # Kept for the monitor socket, which is not an HTTP request of this client.
+        self.api_key = api_key
+        self._http = HttpClient(addr, api_key=api_key)
 
     async def aclose(self) -> None:
         await self._http.aclose()

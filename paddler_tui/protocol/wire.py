@@ -13,7 +13,15 @@ from __future__ import annotations
 import typing
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler, model_serializer, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    model_serializer,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 
@@ -56,6 +64,12 @@ class UnitVariant(Variant):
     def _tag(self) -> str:
         return self.TAG
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"const": cls.TAG, "type": "string"}
+
 
 class NewtypeVariant(Variant):
     """Serialized as ``{TAG: value}``; subclasses declare exactly one field, ``value``."""
@@ -72,6 +86,13 @@ class NewtypeVariant(Variant):
     def _tag(self, handler: Any) -> dict[str, Any]:
         return {self.TAG: handler(self)["value"]}
 
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        fields = handler.resolve_ref_schema(handler(schema))
+        return _tagged(cls.TAG, fields["properties"]["value"])
+
 
 class StructVariant(Variant):
     """Serialized as ``{TAG: {fields…}}``."""
@@ -87,6 +108,23 @@ class StructVariant(Variant):
     @model_serializer(mode="wrap")
     def _tag(self, handler: Any) -> dict[str, Any]:
         return {self.TAG: handler(self)}
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return _tagged(cls.TAG, handler.resolve_ref_schema(handler(schema)))
+
+
+def _tagged(tag: str, payload: JsonSchemaValue) -> JsonSchemaValue:
+    """The JSON Schema of ``{tag: payload}``: what validation accepts, so OpenAPI documents and
+    fuzzers describe the wire rather than the Python fields."""
+    return {
+        "type": "object",
+        "properties": {tag: payload},
+        "required": [tag],
+        "additionalProperties": False,
+    }
 
 
 def _external_tag(data: Any) -> str | None:

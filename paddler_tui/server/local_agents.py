@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from paddler_tui.api_key import API_KEY_ENV
 from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.desired_state import BalancerDesiredState
@@ -42,10 +44,19 @@ def desired_state(spec: LocalAgentsSpec) -> BalancerDesiredState:
 class LocalAgents:
     """``spec.agents`` agent processes dialling ``management_addr``, logging into ``log_dir``."""
 
-    def __init__(self, spec: LocalAgentsSpec, management_addr: HostPort, log_dir: Path) -> None:
+    def __init__(
+        self,
+        spec: LocalAgentsSpec,
+        management_addr: HostPort,
+        log_dir: Path,
+        *,
+        api_key: str | None = None,
+    ) -> None:
         self.spec = spec
         self._management_addr = management_addr
         self._log_dir = log_dir
+        # Handed over in the environment: on the command line it would show in ps.
+        self._env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
         self.processes: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
@@ -68,7 +79,11 @@ class LocalAgents:
             with (self._log_dir / f"agent-{index}.log").open("ab") as log:
                 self.processes.append(
                     subprocess.Popen(
-                        command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                        command,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        env=self._env,
                     )
                 )
 

@@ -121,7 +121,7 @@ async def serve_foreground(
     serving = asyncio.create_task(
         serve_balancer(balancer, sockets, balancer_stopping, log_level=uvicorn_log_level(log_level))
     )
-    agents = LocalAgents(spec, settings.management_addr, log_dir())
+    agents = LocalAgents(spec, settings.management_addr, log_dir(), api_key=settings.api_key)
     agents.start()
     state = ServeState(
         pid=os.getpid(),
@@ -274,7 +274,7 @@ def run_stop() -> int:
     return 0
 
 
-def run_status() -> int:
+def run_status(*, api_key: str | None) -> int:
     state = ServeState.read()
     if state is None or not is_alive(state.pid):
         print("paddler-tui serve is not running")
@@ -283,7 +283,7 @@ def run_status() -> int:
     from paddler_tui.client.management import ManagementClient
 
     async def query() -> int:
-        client = ManagementClient(state.management_addr)
+        client = ManagementClient(state.management_addr, api_key=api_key)
         try:
             agents = await client.agents()
             buffered = await client.buffered_requests()

@@ -10,7 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import ClassVar
@@ -52,6 +52,7 @@ class TuiOptions:
     # Where a theme picked in the app is saved; None keeps it for this run only.
     config_path: Path | None
     config: TuiConfig
+    api_key: str | None = field(default=None, repr=False)
 
 
 class PaddlerTuiApp(App[None]):
@@ -90,9 +91,14 @@ class PaddlerTuiApp(App[None]):
         super().__init__()
         self.options = options
         self.clock = clock
-        self.services = BalancerServices(options.inference_addr, options.management_addr)
+        self.services = BalancerServices(
+            options.inference_addr, options.management_addr, api_key=options.api_key
+        )
         self.embedded = (
-            embedded or EmbeddedCluster(options.inference_addr, options.management_addr)
+            embedded
+            or EmbeddedCluster(
+                options.inference_addr, options.management_addr, api_key=options.api_key
+            )
             if options.start_embedded
             else None
         )

@@ -8,9 +8,12 @@ shares the UI's process and ``paddler-tui status``/``stop`` work on them like on
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
+
+from paddler_tui.api_key import API_KEY_ENV
 
 STOP_TIMEOUT_S = 30.0
 
@@ -27,9 +30,13 @@ def _command(*arguments: str) -> list[str]:
 
 
 class EmbeddedCluster:
-    def __init__(self, inference_addr: str, management_addr: str) -> None:
+    def __init__(
+        self, inference_addr: str, management_addr: str, *, api_key: str | None = None
+    ) -> None:
         self.inference_addr = inference_addr
         self.management_addr = management_addr
+        # The services require the TUI's key too; the environment keeps it out of ps.
+        self._env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
         # Set as soon as ``serve`` was launched: even a start cut short leaves something to stop.
         self.launched = False
 
@@ -48,6 +55,7 @@ class EmbeddedCluster:
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=self._env,
         )
         try:
             stdout, stderr = await process.communicate()

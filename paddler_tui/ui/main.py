@@ -33,6 +33,7 @@ def run_tui(
     *,
     default_inference_addr: str,
     default_management_addr: str,
+    api_key: str | None,
     log_level: str,
 ) -> int:
     path = config_path()
@@ -52,6 +53,7 @@ def run_tui(
             database_path=data_dir() / DATABASE_FILENAME,
             config_path=path,
             config=config,
+            api_key=api_key,
         )
     )
     try:

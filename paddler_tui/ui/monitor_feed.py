@@ -57,7 +57,7 @@ async def monitor_feed(
     while True:
         try:
             try:
-                async for event in _socket_feed(management_addr):
+                async for event in _socket_feed(management_addr, management.api_key):
                     yield event
             except HttpStatusError:
                 # No monitor socket here (Paddler): its SSE streams carry less, but live.
@@ -70,9 +70,9 @@ async def monitor_feed(
         await asyncio.sleep(retry_s)
 
 
-async def _socket_feed(management_addr: str) -> AsyncIterator[FeedEvent]:
+async def _socket_feed(management_addr: str, api_key: str | None) -> AsyncIterator[FeedEvent]:
     connected = False
-    async with closing(monitor_updates(management_addr)) as updates:
+    async with closing(monitor_updates(management_addr, api_key=api_key)) as updates:
         async for update in updates:
             if not connected:
                 connected = True

@@ -18,21 +18,23 @@ from paddler_tui.client.management import ManagementClient
 class BalancerServices:
     inference_addr: str
     management_addr: str
+    api_key: str | None = field(default=None, repr=False)
     management: ManagementClient = field(init=False)
     inference_http: InferenceHttpClient = field(init=False)
     _socket: InferenceSocket | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
-        self.management = ManagementClient(self.management_addr)
-        self.inference_http = InferenceHttpClient(self.inference_addr)
+        self.management = ManagementClient(self.management_addr, api_key=self.api_key)
+        self.inference_http = InferenceHttpClient(self.inference_addr, api_key=self.api_key)
 
     async def inference_socket(self) -> InferenceSocket:
         """The shared inference socket, (re)connected on demand.
 
-        Raises :class:`~paddler_tui.client.errors.BalancerUnreachableError`.
+        Raises :class:`~paddler_tui.client.errors.BalancerUnreachableError`, or
+        :class:`~paddler_tui.client.errors.HttpStatusError` if the handshake is refused.
         """
         if self._socket is None or self._socket.closed:
-            self._socket = await InferenceSocket.connect(self.inference_addr)
+            self._socket = await InferenceSocket.connect(self.inference_addr, api_key=self.api_key)
         return self._socket
 
     async def aclose(self) -> None:

@@ -32,6 +32,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from paddler_tui.api_key import API_KEY_ENV, authorization_headers
 from paddler_tui.models import default_model_path
 from paddler_tui.protocol.agent_socket import (
     FromAgentNotificationEnvelope,
@@ -164,6 +165,8 @@ class BalancerProcess(Process):
     ) -> None:
         self.inference_addr = inference
         self.management_addr = management
+        # What every client of this balancer sends: the API key from its environment, if any.
+        self.headers = authorization_headers(env.get(API_KEY_ENV))
         super().__init__(
             ["balancer", "--inference-addr", inference, "--management-addr", management, *flags],
             log=log,
@@ -256,13 +259,15 @@ class Cluster:
         response = httpx.put(
             f"{self.b.management_url}/api/v1/balancer_desired_state",
             content=state_json(state),
-            headers={"content-type": "application/json"},
+            headers={"content-type": "application/json", **self.b.headers},
             timeout=10,
         )
         assert response.status_code == 204, response.text
 
     def agents_snapshot(self) -> AgentControllerPoolSnapshot:
-        response = httpx.get(f"{self.b.management_url}/api/v1/agents", timeout=5)
+        response = httpx.get(
+            f"{self.b.management_url}/api/v1/agents", headers=self.b.headers, timeout=5
+        )
         snapshot: AgentControllerPoolSnapshot = decode(
             adapter_for(AgentControllerPoolSnapshot), response.content
         )
@@ -324,6 +329,8 @@ class Cluster:
 
 def cluster_env(directory: Path) -> dict[str, str]:
     env = dict(os.environ)
+    # A key in the developer's shell must not leak into clusters that do not expect one.
+    env.pop(API_KEY_ENV, None)
     env["PADDLER_CACHE_DIR"] = str(directory / "cache")
     env["HF_HOME"] = str(directory / "hf")
     return env
@@ -384,13 +391,13 @@ async def collect(
 class SnapshotWatcher(Generic[T]):
     """Follows one SSE stream in the background and keeps every snapshot it publishes."""
 
-    def __init__(self, url: str, model: type[T]) -> None:
+    def __init__(self, url: str, model: type[T], headers: dict[str, str] | None = None) -> None:
         self.url = url
         self._adapter = adapter_for(model)  # type: ignore[arg-type]
         self.snapshots: list[T] = []
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
-        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=5.0))
+        self._client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=5.0), headers=headers)
         self.ended = asyncio.Event()
 
     async def __aenter__(self) -> SnapshotWatcher[T]:
@@ -441,13 +448,17 @@ class SnapshotWatcher(Generic[T]):
 
 def watch_agents(balancer: BalancerProcess) -> SnapshotWatcher[AgentControllerPoolSnapshot]:
     return SnapshotWatcher(
-        f"{balancer.management_url}/api/v1/agents/stream", AgentControllerPoolSnapshot
+        f"{balancer.management_url}/api/v1/agents/stream",
+        AgentControllerPoolSnapshot,
+        balancer.headers,
     )
 
 
 def watch_buffer(balancer: BalancerProcess) -> SnapshotWatcher[BufferedRequestsSnapshot]:
     return SnapshotWatcher(
-        f"{balancer.management_url}/api/v1/buffered_requests/stream", BufferedRequestsSnapshot
+        f"{balancer.management_url}/api/v1/buffered_requests/stream",
+        BufferedRequestsSnapshot,
+        balancer.headers,
     )
 
 
@@ -491,7 +502,9 @@ class FakeAgent:
         self._reading: asyncio.Task[None] | None = None
 
     async def connect(self) -> FakeAgent:
-        self._socket = await connect(self.balancer.agent_socket_url(self.agent_id))
+        self._socket = await connect(
+            self.balancer.agent_socket_url(self.agent_id), additional_headers=self.balancer.headers
+        )
         await self._send(
             FromAgentNotificationEnvelope(
                 value=RegisterAgent(

@@ -9,6 +9,7 @@ import logging
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from paddler_tui.api_key import authorization_headers
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.agent_socket import (
     AgentToBalancerMessage,
@@ -59,8 +60,10 @@ class BalancerConnection:
         status: AgentStatus,
         inference: InferenceSlots,
         applier: StateApplier,
+        api_key: str | None = None,
     ) -> None:
         self.url = f"ws://{management_addr}/api/v1/agent_socket/{agent_id}"
+        self._headers = authorization_headers(api_key)
         self._name = name
         self._status = status
         self._inference = inference
@@ -71,7 +74,11 @@ class BalancerConnection:
         while not stopping.is_set():
             try:
                 async with connect(
-                    self.url, max_size=MAX_MESSAGE_BYTES, open_timeout=5, ping_interval=None
+                    self.url,
+                    max_size=MAX_MESSAGE_BYTES,
+                    open_timeout=5,
+                    ping_interval=None,
+                    additional_headers=self._headers,
                 ) as socket:
                     logger.info("connected to %s", self.url)
                     await self._session(socket, stopping)

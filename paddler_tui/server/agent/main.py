@@ -27,6 +27,7 @@ async def serve_agent(
     name: str | None,
     threads: int | None,
     stopping: asyncio.Event,
+    api_key: str | None = None,
 ) -> None:
     """Run one agent until ``stopping`` is set, then deregister and free the model."""
     status = AgentStatus(desired_slots_total=slots)
@@ -39,6 +40,7 @@ async def serve_agent(
         status=status,
         inference=inference,
         applier=applier,
+        api_key=api_key,
     )
     applying = asyncio.create_task(applier.run())
     try:
@@ -51,7 +53,12 @@ async def serve_agent(
 
 
 def run_agent(
-    *, management_addr: HostPort, slots: int, name: str | None, threads: int | None
+    *,
+    management_addr: HostPort,
+    slots: int,
+    name: str | None,
+    threads: int | None,
+    api_key: str | None = None,
 ) -> int:
     async def main() -> None:
         stopping = asyncio.Event()
@@ -65,6 +72,7 @@ def run_agent(
                 name=name,
                 threads=threads,
                 stopping=stopping,
+                api_key=api_key,
             )
         )
         signalled = asyncio.create_task(stopping.wait())

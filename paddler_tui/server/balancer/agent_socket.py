@@ -85,7 +85,7 @@ async def serve_agent_socket(
 async def _register(
     socket: WebSocket, agent_id: str, outbox: _Outbox, pool: AgentPool
 ) -> AgentController | None:
-    message = _decode(await socket.receive_text())
+    message = await _receive(socket)
     if not (
         isinstance(message, FromAgentNotificationEnvelope)
         and isinstance(message.value, RegisterAgent)
@@ -112,7 +112,7 @@ async def _register(
 
 async def _serve(socket: WebSocket, agent: AgentController, pool: AgentPool) -> None:
     while True:
-        message = _decode(await socket.receive_text())
+        message = await _receive(socket)
         if isinstance(message, FromAgentResponseEnvelope):
             agent.deliver(message.request_id, message.response)
         elif isinstance(message, FromAgentNotificationEnvelope):
@@ -126,9 +126,17 @@ async def _serve(socket: WebSocket, agent: AgentController, pool: AgentPool) -> 
             logger.warning("agent %s reported an error: %s", agent.id, message.error)
 
 
-def _decode(frame: str) -> object:
+async def _receive(socket: WebSocket) -> object:
+    """The next message; None for a malformed or binary frame (logged, then ignored)."""
+    frame = await socket.receive()
+    if frame["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(frame.get("code", 1000))
+    text = frame.get("text")
+    if text is None:
+        logger.warning("ignoring a binary frame from an agent")
+        return None
     try:
-        return decode_agent_to_balancer_message(frame)
+        return decode_agent_to_balancer_message(text)
     except ProtocolError as error:
         logger.warning("ignoring a malformed message from an agent: %s", error)
         return None

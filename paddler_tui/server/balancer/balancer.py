@@ -30,6 +30,8 @@ class BalancerSettings:
     statsd_prefix: str = "paddler_"
     statsd_reporting_interval_ms: int = 10000
     body_limit: int = DEFAULT_BODY_LIMIT
+    # Required as `Authorization: Bearer` on every route but /health; kept out of reprs and logs.
+    api_key: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -56,6 +58,11 @@ class Balancer:
             monitor=self.monitor,
         )
         self.cluster = ClusterState(self.database, self.pool)
+
+    @property
+    def item_timeout_s(self) -> float:
+        """The longest wait for an agent's next item, and for a client to take one."""
+        return self.settings.inference_item_timeout_ms / 1000
 
     def gauges(self) -> Gauges:
         return Gauges(

@@ -24,6 +24,7 @@ from paddler_tui.protocol.requests import (
     ContinueFromRawPromptParams,
     GenerateEmbeddingBatchParams,
 )
+from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.cors import cors_middleware_options
 from paddler_tui.server.balancer.http_body import BodyError, read_json_body
@@ -34,6 +35,7 @@ from paddler_tui.server.balancer.inference_requests import (
     stream_request,
 )
 from paddler_tui.server.balancer.inference_socket import InferenceSocketSession
+from paddler_tui.server.balancer.openapi import ServiceApp, json_body
 from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
 
@@ -48,7 +50,8 @@ async def ndjson(
 
 
 def create_inference_app(balancer: Balancer) -> FastAPI:
-    app = FastAPI(title="paddler-tui inference", docs_url=None, redoc_url=None)
+    app = ServiceApp(title="paddler-tui inference", docs_url=None, redoc_url=None)
+    require_api_key(app, balancer.settings.api_key)
     if balancer.settings.inference_cors_allowed_hosts:
         app.add_middleware(
             CORSMiddleware,
@@ -71,9 +74,15 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
         except RequestRejectedError as rejected:
             return PlainTextResponse(rejected.message, status_code=rejected.status_code)
         stream = stream_request(balancer, new_id(), request)
-        return LiveStreamingResponse(ndjson(stream), media_type="application/json")
+        return LiveStreamingResponse(
+            ndjson(stream), media_type="application/json", send_timeout_s=balancer.item_timeout_s
+        )
 
-    @app.post("/api/v1/continue_from_conversation_history", response_model=None)
+    @app.post(
+        "/api/v1/continue_from_conversation_history",
+        response_model=None,
+        openapi_extra=json_body(ContinueFromConversationHistoryParams),
+    )
     async def continue_from_conversation_history(
         request: Request,
     ) -> Response | LiveStreamingResponse:
@@ -85,7 +94,11 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(error.message, status_code=error.status_code)
         return await respond(ContinueFromConversationHistory(value=params))
 
-    @app.post("/api/v1/continue_from_raw_prompt", response_model=None)
+    @app.post(
+        "/api/v1/continue_from_raw_prompt",
+        response_model=None,
+        openapi_extra=json_body(ContinueFromRawPromptParams),
+    )
     async def continue_from_raw_prompt(request: Request) -> Response | LiveStreamingResponse:
         try:
             params = await read_json_body(request, ContinueFromRawPromptParams, limit=limit)
@@ -93,7 +106,11 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(error.message, status_code=error.status_code)
         return await respond(ContinueFromRawPrompt(value=params))
 
-    @app.post("/api/v1/generate_embedding_batch", response_model=None)
+    @app.post(
+        "/api/v1/generate_embedding_batch",
+        response_model=None,
+        openapi_extra=json_body(GenerateEmbeddingBatchParams),
+    )
     async def generate_embedding_batch(request: Request) -> Response | LiveStreamingResponse:
         try:
             params = await read_json_body(request, GenerateEmbeddingBatchParams, limit=limit)

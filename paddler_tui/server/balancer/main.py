@@ -89,6 +89,9 @@ async def serve_balancer(
                 ws="websockets-sansio",
                 ws_max_size=WEBSOCKET_MAX_BYTES,
                 ws_ping_interval=WEBSOCKET_PING_INTERVAL_S,
+                # One small frame per token: deflate costs more CPU than it saves bytes (and
+                # Paddler does not compress either).
+                ws_per_message_deflate=False,
                 lifespan="off",
                 log_level=log_level,
                 access_log=False,

@@ -19,11 +19,13 @@ from paddler_tui.protocol.agent_status import BufferedRequestsSnapshot
 from paddler_tui.protocol.desired_state import AgentDesiredState, BalancerDesiredState
 from paddler_tui.server.balancer.agent_controller import AgentDisconnectedError
 from paddler_tui.server.balancer.agent_socket import serve_agent_socket
+from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.cors import cors_middleware_options
 from paddler_tui.server.balancer.http_body import BodyError, read_json_body
 from paddler_tui.server.balancer.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
 from paddler_tui.server.balancer.monitor_socket import serve_monitor_socket
+from paddler_tui.server.balancer.openapi import ServiceApp, json_body
 from paddler_tui.server.balancer.sse import snapshot_events
 from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
@@ -38,7 +40,8 @@ def json_response(model: object, tp: object, status_code: int = 200) -> Response
 
 
 def create_management_app(balancer: Balancer) -> FastAPI:
-    app = FastAPI(title="paddler-tui management", docs_url=None, redoc_url=None)
+    app = ServiceApp(title="paddler-tui management", docs_url=None, redoc_url=None)
+    require_api_key(app, balancer.settings.api_key)
     if balancer.settings.management_cors_allowed_hosts:
         app.add_middleware(
             CORSMiddleware,
@@ -89,7 +92,7 @@ def create_management_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(str(error), status_code=500)
         return json_response(state, BalancerDesiredState)
 
-    @app.put("/api/v1/balancer_desired_state")
+    @app.put("/api/v1/balancer_desired_state", openapi_extra=json_body(BalancerDesiredState))
     async def put_desired_state(request: Request) -> Response:
         try:
             state: BalancerDesiredState = await read_json_body(

@@ -23,6 +23,7 @@ from paddler_tui.protocol.ids import new_id
 from paddler_tui.protocol.inference_parameters import InferenceParameters
 from paddler_tui.protocol.inference_socket import InferenceServerMessage
 from paddler_tui.server.balancer.agent_controller import AgentController
+from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.cors import cors_middleware_options
 from paddler_tui.server.balancer.http_body import BodyError, read_json_body
@@ -67,6 +68,7 @@ from paddler_tui.server.balancer.openai_responses import (
     ResponsesOutput,
     responses_request_params,
 )
+from paddler_tui.server.balancer.openapi import ServiceApp, json_body
 from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
 T = TypeVar("T")
@@ -170,7 +172,9 @@ class OpenAIService:
         messages = stream_request(self.balancer, request_id, native)
         if body.stream:
             return LiveStreamingResponse(
-                chat_events(completion, messages), media_type="text/event-stream"
+                chat_events(completion, messages),
+                media_type="text/event-stream",
+                send_timeout_s=self.balancer.item_timeout_s,
             )
         return collected(messages, generation_feed(completion), completion)
 
@@ -198,7 +202,9 @@ class OpenAIService:
         messages = stream_request(self.balancer, request_id, native)
         if body.stream:
             return LiveStreamingResponse(
-                responses_events(output, messages), media_type="text/event-stream"
+                responses_events(output, messages),
+                media_type="text/event-stream",
+                send_timeout_s=self.balancer.item_timeout_s,
             )
         return collected(messages, generation_feed(output), output)
 
@@ -247,6 +253,12 @@ class OpenAIService:
             raise from_rejection(rejected, disabled=disabled) from rejected
 
 
+# What OpenAI answers to a wrong key, so its clients raise AuthenticationError.
+INVALID_API_KEY = OpenAIError(
+    401, "Incorrect API key provided", error_type=INVALID_REQUEST, code="invalid_api_key"
+)
+
+
 async def _openai_error(_: Request, error: Exception) -> Response:
     assert isinstance(error, OpenAIError)
     return json_response(error.status_code, error.body())
@@ -256,7 +268,10 @@ async def _http_error(_: Request, error: Exception) -> Response:
     # Unknown routes and methods answer in OpenAI's shape too.
     assert isinstance(error, HTTPException)
     body = OpenAIError(error.status_code, str(error.detail), error_type=INVALID_REQUEST).body()
-    return json_response(error.status_code, body)
+    response = json_response(error.status_code, body)
+    # A 405 must keep its Allow header (RFC 9110).
+    response.headers.update(error.headers or {})
+    return response
 
 
 async def _health() -> str:
@@ -264,7 +279,8 @@ async def _health() -> str:
 
 
 def create_openai_app(balancer: Balancer) -> FastAPI:
-    app = FastAPI(title="paddler-tui OpenAI-compatible service", docs_url=None, redoc_url=None)
+    app = ServiceApp(title="paddler-tui OpenAI-compatible service", docs_url=None, redoc_url=None)
+    require_api_key(app, balancer.settings.api_key, json_response(401, INVALID_API_KEY.body()))
     if balancer.settings.inference_cors_allowed_hosts:
         app.add_middleware(
             CORSMiddleware,
@@ -276,7 +292,10 @@ def create_openai_app(balancer: Balancer) -> FastAPI:
     app.add_api_route("/health", _health, methods=["GET"], response_class=PlainTextResponse)
     app.add_api_route("/v1/models", service.list_models, methods=["GET"])
     app.add_api_route("/v1/models/{model_id}", service.retrieve_model, methods=["GET"])
-    app.add_api_route("/v1/chat/completions", service.chat_completions, methods=["POST"])
-    app.add_api_route("/v1/responses", service.responses, methods=["POST"])
-    app.add_api_route("/v1/embeddings", service.embeddings, methods=["POST"])
+    for path, endpoint, body in (
+        ("/v1/chat/completions", service.chat_completions, ChatCompletionRequest),
+        ("/v1/responses", service.responses, ResponsesRequest),
+        ("/v1/embeddings", service.embeddings, EmbeddingsRequest),
+    ):
+        app.add_api_route(path, endpoint, methods=["POST"], openapi_extra=json_body(body))
     return app

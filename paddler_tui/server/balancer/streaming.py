@@ -4,17 +4,24 @@ Starlette's ``StreamingResponse`` only learns of a disconnect when a write fails
 request waiting in the buffer or for its first token would keep its place. Here a second task
 watches ``receive()`` for ``http.disconnect`` and cancels the producer at once, which runs the
 producer's cleanup (stop the agent, leave the buffer).
+
+A client that stays connected but stops reading would hold its slot just as long: once the
+transport's buffers fill, every write waits. With ``send_timeout_s`` a write that waits that long
+ends the stream the same way; the connection is then closed unfinished.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -27,8 +34,10 @@ class LiveStreamingResponse(Response):
         media_type: str,
         headers: Mapping[str, str] | None = None,
         status_code: int = 200,
+        send_timeout_s: float | None = None,
     ) -> None:
         self._chunks = chunks
+        self._send_timeout_s = send_timeout_s
         self.status_code = status_code
         self.background = None
         raw = {"content-type": media_type, "cache-control": "no-cache", **(headers or {})}
@@ -44,7 +53,14 @@ class LiveStreamingResponse(Response):
         )
         try:
             async for chunk in self._chunks:
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                try:
+                    async with asyncio.timeout(self._send_timeout_s):
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                except TimeoutError:
+                    logger.warning(
+                        "a client read nothing for %.1f s; ending its stream", self._send_timeout_s
+                    )
+                    return
         finally:
             aclose = getattr(self._chunks, "aclose", None)
             if aclose is not None:

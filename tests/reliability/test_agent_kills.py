@@ -1,0 +1,73 @@
+"""An agent SIGKILLed mid-stream, 20 times, while another one serves (issue 8, fault test 1).
+
+Two agents with one slot each, so every pair of concurrent requests lands one on each. In each
+round both stream, one agent is killed: its request ends with the 502 envelope, the other one
+and a request sent during the outage end with Done on the survivor, no slot stays taken, and the
+killed agent, started again, takes a request of the next round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from websockets.asyncio.client import connect
+
+from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope
+from tests.balancer.cluster import Cluster, busy, socket_request, watch_agents
+from tests.reliability.streams import SocketRequests, is_content, is_done
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 20
+# Long enough that the victim is mid-stream when it dies; short enough for 20 rounds.
+TOKENS = 24
+AGENT_GONE = ErrorDetails(code=502, description="Agent controller connection closed")
+NAMES = ("agent-1", "agent-2")
+
+
+async def test_twenty_agent_kills_mid_stream_lose_no_request_and_no_slot(
+    make_cluster: Callable[[str], Cluster],
+) -> None:
+    cluster = make_cluster("kills").start(
+        "--inference-item-timeout", "30000", agents=2, slots=1, names=NAMES
+    )
+    async with (
+        watch_agents(cluster.b) as agents,
+        connect(cluster.b.inference_socket_url, additional_headers=cluster.b.headers) as socket,
+    ):
+        requests = SocketRequests(socket)
+        for round_number in range(ROUNDS):
+            pair = [f"r{round_number}-a", f"r{round_number}-b"]
+            for request_id in pair:
+                await socket.send(socket_request(request_id, TOKENS))
+            await requests.until_streaming(*pair)
+            # The restarted agent is used again: every round spreads over both agents.
+            assert {requests.served_by(r) for r in pair} == set(NAMES)
+
+            victim_name = NAMES[round_number % 2]
+            (victim_request,) = [r for r in pair if requests.served_by(r) == victim_name]
+            (survivor_request,) = [r for r in pair if r != victim_request]
+            cluster.agent_named(victim_name).kill()
+            during_outage = f"r{round_number}-c"
+            await socket.send(socket_request(during_outage, 4))
+
+            await requests.until_ended(*pair, during_outage)
+            victim_messages = requests.messages[victim_request]
+            assert victim_messages[-1] == ErrorEnvelope(request_id=victim_request, error=AGENT_GONE)
+            assert all(is_content(m) for m in victim_messages[:-1])
+            for request_id in (survivor_request, during_outage):
+                assert is_done(requests.last(request_id)), requests.messages[request_id]
+            assert requests.served_by(during_outage) != victim_name
+
+            cluster.agents.remove(cluster.agent_named(victim_name))
+            cluster.start_agent(slots=1, name=victim_name)
+            await agents.until(
+                lambda s: (
+                    len(s.agents) == 2
+                    and busy(s) == 0
+                    and all(a.slots_total == 1 for a in s.agents)
+                ),
+                timeout=30,
+            )
+    assert "Traceback" not in cluster.b.log_text()

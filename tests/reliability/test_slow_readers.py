@@ -1,0 +1,116 @@
+"""A client that stops reading its HTTP stream (issue 8, fault test 4).
+
+A fake agent floods the slow client's request with large tokens until every buffer between the
+balancer and the client is full, so the balancer's next write waits. Another client's stream is
+served meanwhile, and once a write has waited the item timeout the balancer stops the slow
+request (the agent hears StopRespondingTo, the slot comes back) and closes its connection. The
+same holds for the native NDJSON stream and the OpenAI service's SSE stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Callable
+
+import pytest
+
+from tests.balancer.cluster import (
+    Cluster,
+    FakeAgent,
+    busy,
+    collect,
+    free_port,
+    http_client,
+    raw_prompt_body,
+    watch_agents,
+)
+from tests.balancer.pool_fakes import done, token
+from tests.reliability.streams import is_done
+
+pytestmark = pytest.mark.slow
+
+ITEM_TIMEOUT_S = 2.0
+RAW_PROMPT = "/api/v1/continue_from_raw_prompt"
+CHAT = "/v1/chat/completions"
+STREAMED_CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+# Far more than the socket buffers on both ends of the connection hold.
+FLOOD_TOKENS = 200
+FLOOD_TOKEN = "x" * 65536
+
+
+def post_and_never_read(addr: str, path: str, body: object) -> socket.socket:
+    host, port = addr.rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    payload = json.dumps(body).encode()
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    return sock
+
+
+def read_to_end(sock: socket.socket, timeout: float) -> bytes:
+    sock.settimeout(timeout)
+    received = bytearray()
+    while chunk := sock.recv(1 << 20):
+        received.extend(chunk)
+    return bytes(received)
+
+
+@pytest.mark.parametrize("service", ["native", "openai"])
+async def test_a_client_that_stops_reading_blocks_no_one_and_is_stopped_at_the_item_timeout(
+    make_cluster: Callable[[str], Cluster], service: str
+) -> None:
+    cluster = make_cluster("slow-reader")
+    openai_addr = f"127.0.0.1:{free_port()}"
+    cluster.start_balancer(
+        "--inference-item-timeout",
+        str(int(ITEM_TIMEOUT_S * 1000)),
+        "--compat-openai-addr",
+        openai_addr,
+    )
+    addr, path, body = (
+        (cluster.b.inference_addr, RAW_PROMPT, raw_prompt_body(1000))
+        if service == "native"
+        else (openai_addr, CHAT, STREAMED_CHAT)
+    )
+    loop = asyncio.get_running_loop()
+    async with (
+        FakeAgent(cluster.b, slots=2, answer_stops=True) as fake,
+        watch_agents(cluster.b) as agents,
+        http_client() as client,
+    ):
+        await agents.until(lambda s: len(s.agents) == 1)
+        started = loop.time()
+        slow = await asyncio.to_thread(post_and_never_read, addr, path, body)
+        try:
+            slow_request = await fake.next_request()
+            for _ in range(FLOOD_TOKENS):
+                await fake.respond(slow_request.id, token(FLOOD_TOKEN))
+
+            url = f"{cluster.b.inference_url}{RAW_PROMPT}"
+            other = asyncio.create_task(collect(client, url, raw_prompt_body(5)))
+            other_request = await fake.next_request()
+            for index in range(5):
+                await fake.respond(other_request.id, token(str(index)))
+            await fake.respond(other_request.id, done())
+            assert is_done((await asyncio.wait_for(other, 5))[-1])
+            assert fake.stops.empty()  # the slow request still holds its slot
+
+            assert await fake.next_stop(timeout=ITEM_TIMEOUT_S + 5) == slow_request.id
+            assert loop.time() - started >= ITEM_TIMEOUT_S
+            await agents.until(lambda s: busy(s) == 0, timeout=5)
+            # The connection ends unfinished: no last chunk of the chunked body.
+            received = await asyncio.to_thread(read_to_end, slow, 10)
+            assert received.startswith(b"HTTP/1.1 200")
+            assert not received.endswith(b"0\r\n\r\n")
+        finally:
+            slow.close()
+    log = cluster.b.log_text()
+    assert "a client read nothing for 2.0 s; ending its stream" in log
+    assert "Traceback" not in log
