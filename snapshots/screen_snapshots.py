@@ -44,10 +44,24 @@ def host(
     )
 
 
+SETTLE_ROUNDS = 40
+
+
 async def settle(pilot: Pilot[object]) -> None:
-    """Quiet the app before the picture: no blinking cursors, no toasts, layout done."""
+    """Quiet the app before the picture: no blinking cursors, no toasts, layout done.
+
+    Tables size their columns on an idle pass after new rows, which a loaded machine can
+    delay past any fixed pause; so wait until two renderings in a row are the same.
+    """
     app = pilot.app
     assert isinstance(app, ScreenHost)
     app.freeze_cursors()
     app.clear_notifications()
     await pilot.pause(0.1)
+    previous = app.export_screenshot()
+    for _ in range(SETTLE_ROUNDS):
+        await pilot.pause(0.05)
+        current = app.export_screenshot()
+        if current == previous:
+            return
+        previous = current

@@ -140,3 +140,20 @@ def test_rejections() -> None:
 def test_unreadable_bodies_are_invalid_requests() -> None:
     too_large = from_body_error(BodyError(413, "Request body is larger than the limit"))
     assert (too_large.status_code, too_large.error_type) == (413, "invalid_request_error")
+
+
+def test_a_token_limit_beyond_i32_is_a_400_not_a_500() -> None:
+    """Agents take Paddler's i32 max_tokens; a larger limit must fail validation up front."""
+    from pydantic import ValidationError
+
+    from paddler_tui.server.balancer.openai_models import ChatCompletionRequest, ResponsesRequest
+
+    for limit in (2**31, 10**12):
+        with pytest.raises(ValidationError, match="less than or equal"):
+            ChatCompletionRequest.model_validate(
+                {"model": "m", "messages": [{"role": "user", "content": "hi"}], "max_tokens": limit}
+            )
+        with pytest.raises(ValidationError, match="less than or equal"):
+            ResponsesRequest.model_validate(
+                {"model": "m", "input": "hi", "max_output_tokens": limit}
+            )

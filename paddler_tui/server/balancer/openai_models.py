@@ -15,7 +15,8 @@ from pydantic import Discriminator, Field, JsonValue, Tag
 
 from paddler_tui.protocol.wire import LenientWireModel
 
-PositiveInt = Annotated[int, Field(ge=1)]
+# Token limits travel to agents as Paddler's i32 `max_tokens`, so larger ones are a 400 here.
+PositiveInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 TopP = Annotated[float, Field(ge=0.0, le=1.0)]
 JsonObject = dict[str, JsonValue]

@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from paddler_tui.ui.cluster_apply import AgentApplyState
 from paddler_tui.ui.monitor_view import AgentRow
+from paddler_tui.ui.table_fit import fit_columns
 
 COLUMNS = ("agent", "apply", "state", "slots", "model", "download", "issues")
 
@@ -53,9 +54,7 @@ class ClusterAgentsProgress(DataTable[Text]):
                 Text(row.issues, style=styles["error"]),
                 key=row.id,
             )
-        # DataTable re-measures when idle, but a change made from outside its own handlers
-        # does not wake it: ask for that idle pass.
-        self.check_idle()
+        fit_columns(self)
 
 
 def _apply_style(state: AgentApplyState | None, styles: dict[str, str]) -> str:

@@ -9,6 +9,8 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, Select
 
+from paddler_tui.ui.table_fit import fit_columns
+
 # Long values (templates, licences) are cut in the table; the template has its own tab.
 VALUE_WIDTH = 160
 
@@ -65,13 +67,11 @@ class ClusterMetadata(Vertical):
         table.clear()
         if metadata is None:
             table.add_row(Text(note or "no model loaded", style="dim"), Text(""))
-            table.check_idle()
+            fit_columns(table)
             return
         for key, value in sorted(metadata.items()):
             flat = " ".join(value.split())
             if len(flat) > VALUE_WIDTH:
                 flat = flat[: VALUE_WIDTH - 1] + "…"
             table.add_row(Text(key), Text(flat), key=key)
-        # DataTable re-measures when idle, but a change made from outside its own handlers
-        # does not wake it: ask for that idle pass.
-        table.check_idle()
+        fit_columns(table)

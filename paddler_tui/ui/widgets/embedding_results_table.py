@@ -9,6 +9,7 @@ from textual.widgets import DataTable
 
 from paddler_tui.ui.embedding_math import format_values
 from paddler_tui.ui.embedding_results import ResultRow
+from paddler_tui.ui.table_fit import fit_columns
 
 FIRST_VALUES = 3
 
@@ -51,6 +52,4 @@ class EmbeddingResultsTable(DataTable[Text]):
             Text(format_values(row.embedding, FIRST_VALUES)),
             key=row.document_id,
         )
-        # DataTable re-measures when idle, but a change made from outside its own handlers
-        # does not wake it: ask for that idle pass.
-        self.check_idle()
+        fit_columns(self)

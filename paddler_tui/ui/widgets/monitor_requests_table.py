@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from paddler_tui.ui.monitor_view import RequestRow
+from paddler_tui.ui.table_fit import fit_columns
 
 COLUMNS = ("request", "kind", "phase", "agent", "tokens", "clock")
 SHORT_ID = 8
@@ -54,6 +55,4 @@ class MonitorRequestsTable(DataTable[Text]):
                     self.update_cell(row.id, column, cell)
             else:
                 self.add_row(*cells, key=row.id)
-        # DataTable re-measures when idle, but a change made from outside its own handlers
-        # does not wake it: ask for that idle pass.
-        self.check_idle()
+        fit_columns(self)
