@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from paddler_tui.ui.monitor_view import AgentRow
-from paddler_tui.ui.table_fit import fit_columns
+from paddler_tui.ui.table_fit import show_keyed_rows
 
 COLUMNS = ("agent", "slots", "model", "state", "download", "issues")
 
@@ -37,17 +37,8 @@ class MonitorAgentsTable(DataTable[Text]):
 
     def show(self, rows: list[AgentRow], *, warning: str, error: str) -> None:
         self._ensure_columns()
-        wanted = {row.id: row for row in rows}
-        for key in [key for key in self.rows if key.value not in wanted]:
-            self.remove_row(key)
-        for row in rows:
-            cells = _cells(row, warning=warning, error=error)
-            if row.id in self.rows:
-                for column, cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(row.id, column, cell)
-            else:
-                self.add_row(*cells, key=row.id)
-        fit_columns(self)
+        keyed = [(row.id, _cells(row, warning=warning, error=error)) for row in rows]
+        show_keyed_rows(self, COLUMNS, keyed)
 
 
 def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:

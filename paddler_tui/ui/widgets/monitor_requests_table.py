@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import DataTable
 
 from paddler_tui.ui.monitor_view import RequestRow
-from paddler_tui.ui.table_fit import fit_columns
+from paddler_tui.ui.table_fit import show_keyed_rows
 
 COLUMNS = ("request", "kind", "phase", "agent", "tokens", "clock")
 SHORT_ID = 8
@@ -38,21 +38,18 @@ class MonitorRequestsTable(DataTable[Text]):
 
     def show(self, rows: list[RequestRow], *, styles: dict[str, str]) -> None:
         self._ensure_columns()
-        wanted = {row.id for row in rows}
-        for key in [key for key in self.rows if key.value not in wanted]:
-            self.remove_row(key)
-        for row in rows:
-            cells = [
-                Text(row.id[:SHORT_ID]),
-                Text(row.kind),
-                Text(row.phase),
-                Text(row.agent),
-                Text(str(row.tokens), justify="right"),
-                Text(row.clock, style=styles.get(row.level, "")),
-            ]
-            if row.id in self.rows:
-                for column, cell in zip(COLUMNS, cells, strict=True):
-                    self.update_cell(row.id, column, cell)
-            else:
-                self.add_row(*cells, key=row.id)
-        fit_columns(self)
+        keyed = [
+            (
+                row.id,
+                [
+                    Text(row.id[:SHORT_ID]),
+                    Text(row.kind),
+                    Text(row.phase),
+                    Text(row.agent),
+                    Text(str(row.tokens), justify="right"),
+                    Text(row.clock, style=styles.get(row.level, "")),
+                ],
+            )
+            for row in rows
+        ]
+        show_keyed_rows(self, COLUMNS, keyed)
