@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check paddler_tui tests snapshots bench
-	$(BIN)/ruff format --check paddler_tui tests snapshots bench
+	$(BIN)/ruff check conftest.py paddler_tui tests snapshots bench
+	$(BIN)/ruff format --check conftest.py paddler_tui tests snapshots bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict paddler_tui
