@@ -388,9 +388,10 @@ class FakeBalancer:
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             async for _ in self._changes():
                 updates = self.script.monitor or []
+                # Count what was sent, not the list's length: a test may push while sending.
                 for update in updates[sent:]:
                     await websocket.send_text(encode_monitor_update(update).decode())
-                sent = len(updates)
+                    sent += 1
             await websocket.close()
 
     # Inference.
