@@ -157,6 +157,12 @@ class OpenAIService:
         self.balancer = balancer
         self.started = int(time.time())
 
+    def _event_stream(self, events: AsyncIterator[bytes]) -> LiveStreamingResponse:
+        """Server-sent events; a client that stops reading is cut at the item timeout."""
+        return LiveStreamingResponse(
+            events, media_type="text/event-stream", send_timeout_s=self.balancer.item_timeout_s
+        )
+
     async def chat_completions(self, request: Request) -> Response:
         body = await self._parse(request, ChatCompletionRequest)
         native = ContinueFromConversationHistory(value=chat_request_params(body))
@@ -171,11 +177,7 @@ class OpenAIService:
         )
         messages = stream_request(self.balancer, request_id, native)
         if body.stream:
-            return LiveStreamingResponse(
-                chat_events(completion, messages),
-                media_type="text/event-stream",
-                send_timeout_s=self.balancer.item_timeout_s,
-            )
+            return self._event_stream(chat_events(completion, messages))
         return collected(messages, generation_feed(completion), completion)
 
     async def responses(self, request: Request) -> Response:
@@ -201,11 +203,7 @@ class OpenAIService:
         )
         messages = stream_request(self.balancer, request_id, native)
         if body.stream:
-            return LiveStreamingResponse(
-                responses_events(output, messages),
-                media_type="text/event-stream",
-                send_timeout_s=self.balancer.item_timeout_s,
-            )
+            return self._event_stream(responses_events(output, messages))
         return collected(messages, generation_feed(output), output)
 
     async def embeddings(self, request: Request) -> Response:
