@@ -1,4 +1,4 @@
-"""Make GGUF files for agent tests: the default model without one metadata key."""
+"""Make GGUF files for agent tests: the default model with a metadata key dropped or added."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 _SCALAR_SIZES = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-_STRING, _ARRAY = 8, 9
+_BOOL, _STRING, _ARRAY = 7, 8, 9
 _ALIGNMENT_KEY = "general.alignment"
 
 
@@ -35,8 +35,16 @@ def _skip_value(stream: BinaryIO, value_type: int) -> None:
         stream.seek(_SCALAR_SIZES[value_type], 1)
 
 
-def copy_without_key(source: Path, target: Path, key_to_drop: str) -> None:
-    """Copy a GGUF (v2/v3) file leaving out one metadata key, re-padding the tensor data."""
+def _bool_entry(key: str, value: bool) -> bytes:
+    name = key.encode()
+    return struct.pack("<Q", len(name)) + name + struct.pack("<IB", _BOOL, value)
+
+
+def copy_gguf(
+    source: Path, target: Path, *, drop: str | None = None, add_bools: dict[str, bool] | None = None
+) -> None:
+    """Copy a GGUF (v2/v3) file leaving out a metadata key and adding boolean ones, re-padding
+    the tensor data."""
     with source.open("rb") as stream:
         magic, version = stream.read(4), _u32(stream)
         assert magic == b"GGUF" and version >= 2
@@ -54,10 +62,11 @@ def copy_without_key(source: Path, target: Path, key_to_drop: str) -> None:
                 stream.seek(value_start)
                 alignment = _u32(stream)
                 stream.seek(end)
-            if key != key_to_drop:
+            if key != drop:
                 stream.seek(start)
                 kept.append(stream.read(end - start))
-        assert len(kept) == kv_count - 1, f"{key_to_drop} is not in {source}"
+        assert drop is None or len(kept) == kv_count - 1, f"{drop} is not in {source}"
+        kept.extend(_bool_entry(key, value) for key, value in (add_bools or {}).items())
         tensors_start = stream.tell()
         for _ in range(tensor_count):
             stream.seek(_u64(stream), 1)

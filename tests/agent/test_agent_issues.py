@@ -34,7 +34,7 @@ from paddler_tui.protocol.model_source import HuggingFace, LocalToAgent, Url
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import AgentProcess, desired_state
-from tests.agent.gguf_files import copy_without_key
+from tests.agent.gguf_files import copy_gguf
 from tests.agent.http_file_server import FakeServer
 
 pytestmark = pytest.mark.slow
@@ -109,7 +109,7 @@ async def test_a_model_without_a_chat_template_then_an_override(
 ) -> None:
     agent = await registered(endpoint, start_agent)
     path = tmp_path / "no-template.gguf"
-    copy_without_key(default_model_path(), path, "tokenizer.chat_template")
+    copy_gguf(default_model_path(), path, drop="tokenizer.chat_template")
     await endpoint.set_state(agent, desired_state(LocalToAgent(value=str(path))))
     status = await endpoint.wait_for_status(agent, lambda s: bool(s.issues))
     assert status.issues == [UnableToFindChatTemplate(model_path=str(path))]
@@ -123,7 +123,7 @@ async def test_a_model_without_a_chat_template_is_fine_for_embeddings(
 ) -> None:
     agent = await registered(endpoint, start_agent)
     path = tmp_path / "no-template.gguf"
-    copy_without_key(default_model_path(), path, "tokenizer.chat_template")
+    copy_gguf(default_model_path(), path, drop="tokenizer.chat_template")
     state = desired_state(LocalToAgent(value=str(path)), enable_embeddings=True)
     await endpoint.set_state(agent, state)
     await endpoint.wait_for_status(agent, is_serving)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
+import llama_cpp
 import pytest
 
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_types import EmbeddingsFinished, EngineSettings, JobFailed
 from tests.agent.engine_helpers import ENDLESS, chat, embed, finished, model_path, submit
+from tests.agent.gguf_files import copy_gguf
 
 N_BATCH = 64
 DOCUMENTS = [
@@ -44,10 +47,13 @@ def finished_embedding(collector_terminal: EmbeddingsFinished | JobFailed) -> Em
     return collector_terminal
 
 
-def test_every_document_is_embedded_in_order(engine: Engine) -> None:
+def test_every_document_is_embedded_in_token_order(engine: Engine) -> None:
     collector = embed(engine, DOCUMENTS)
     assert finished_embedding(collector.wait()).embedded == 12
-    assert list(collector.vectors) == [document_id for document_id, _ in DOCUMENTS]
+    by_tokens = sorted(
+        DOCUMENTS, key=lambda item: engine.tokenize(item[1], add_bos=True, parse_special=False)
+    )
+    assert list(collector.vectors) == [document_id for document_id, _ in by_tokens]
     assert {len(vector) for vector in collector.vectors.values()} == {576}
     assert len(set(map(tuple, collector.vectors.values()))) == 12
     assert engine.slots_processing == 0
@@ -68,10 +74,70 @@ def test_identical_documents_and_batch_neighbours_do_not_change_a_vector(engine:
     assert difference < 1e-5
 
 
+INSTRUCTION = "Represent this sentence for searching relevant passages about the weather: "
+PREFIXED = [
+    (f"p{index}", INSTRUCTION + text)
+    for index, text in enumerate(["Is it raining?", "Snow tomorrow", "Is it windy?", "Sunny"])
+]
+
+
+Vectors = dict[str, list[float]]
+
+
+def decoded_tokens(engine: Engine, job: list[tuple[str, str]]) -> tuple[int, Vectors]:
+    """How many tokens llama.cpp decoded for one embedding job, and the job's vectors."""
+    ctx = engine._model.ctx  # llama.cpp's own counter is the proof
+    llama_cpp.llama_perf_context_reset(ctx)
+    collector = embed(engine, job)
+    finished_embedding(collector.wait())
+    return llama_cpp.llama_perf_context(ctx).n_p_eval, collector.vectors
+
+
+def embed_prefixed(engine: Engine) -> tuple[int, list[int]]:
+    """Tokens decoded for PREFIXED in one job and each document's token count; checks that
+    every vector equals the document's vector embedded alone."""
+    try:
+        decoded, together = decoded_tokens(engine, PREFIXED)
+        alone = {key: decoded_tokens(engine, [(key, text)])[1][key] for key, text in PREFIXED}
+        lengths = [
+            len(engine.tokenize(text, add_bos=True, parse_special=False)) for _, text in PREFIXED
+        ]
+    finally:
+        engine.close()
+    for key, vector in together.items():
+        assert max(abs(x - y) for x, y in zip(vector, alone[key], strict=True)) < 1e-5
+    return decoded, lengths
+
+
+@pytest.mark.parametrize("pooling", ["Mean", "Last", "Cls"])
+def test_a_shared_prefix_is_decoded_once_and_changes_no_vector(pooling: str) -> None:
+    engine = embeddings_engine(pooling)
+    prefix = len(engine.tokenize(INSTRUCTION, add_bos=True, parse_special=False)) - 1
+    decoded, lengths = embed_prefixed(engine)
+    assert decoded <= sum(lengths) - 3 * prefix  # the instruction once, not four times
+
+
+def test_a_bidirectional_model_decodes_every_document_whole(tmp_path: Path) -> None:
+    path = tmp_path / "bidirectional.gguf"
+    copy_gguf(Path(model_path()), path, add_bools={"llama.attention.causal": False})
+    engine = Engine.load(
+        EngineSettings(
+            model_path=str(path),
+            slots=4,
+            context_size=2048,
+            n_batch=N_BATCH,
+            enable_embeddings=True,
+            pooling_type="Mean",
+        )
+    )
+    decoded, lengths = embed_prefixed(engine)
+    assert decoded == sum(lengths)
+
+
 def test_an_oversized_document_is_reported_and_the_others_embedded(engine: Engine) -> None:
     collector = embed(engine, [("tiny", "tiny"), ("huge", HUGE), ("small", "small")])
     assert finished_embedding(collector.wait()).embedded == 2
-    assert list(collector.vectors) == ["tiny", "small"]
+    assert sorted(collector.vectors) == ["small", "tiny"]
     [too_long] = collector.too_long
     assert (too_long.document_id, too_long.n_batch) == ("huge", N_BATCH)
     assert too_long.tokens == len(engine.tokenize(HUGE, add_bos=True, parse_special=False))

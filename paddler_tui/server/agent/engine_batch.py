@@ -17,11 +17,11 @@ DECODE_NO_KV_SLOT = 1
 
 
 class DecodeBatch:
-    """Fixed capacity, one sequence id per token; filled per step, then decoded."""
+    """Fixed capacity, mostly one sequence id per token; filled per step, then decoded."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, *, sequences_per_token: int = 1) -> None:
         self.capacity = capacity
-        self._batch: Pointer = llama_cpp.llama_batch_init(capacity, 0, 1)
+        self._batch: Pointer = llama_cpp.llama_batch_init(capacity, 0, sequences_per_token)
         # Pointer objects fetched once: each ctypes field access builds a new object.
         self._token = self._batch.token
         self._pos = self._batch.pos
@@ -30,9 +30,15 @@ class DecodeBatch:
         n_seq_id = self._batch.n_seq_id
         for index in range(capacity):
             n_seq_id[index] = 1
+        self._n_seq_id = n_seq_id
+        self._shared: list[int] = []  # indices whose token has several sequence ids
         self.size = 0
 
     def clear(self) -> None:
+        # The generation path only ever writes seq_id[0], so shared entries are reset here.
+        for index in self._shared:
+            self._n_seq_id[index] = 1
+        self._shared.clear()
         self.size = 0
 
     @property
@@ -66,11 +72,19 @@ class DecodeBatch:
         self.size = index
         return last
 
-    def add_sequence(self, tokens: Sequence[int], seq_id: int) -> None:
-        """Append a whole sequence from position 0, every token an output (for pooling)."""
-        last = self.add_run(tokens, 0, seq_id, last_logits=True)
-        for index in range(last - len(tokens) + 1, last):
-            self._logits[index] = True
+    def add_shared(self, token: int, pos: int, seq_ids: Sequence[int]) -> None:
+        """Append one output token that belongs to every sequence in ``seq_ids`` (for pooling)."""
+        index = self.size
+        self._token[index] = token
+        self._pos[index] = pos
+        slots = self._seq_ids[index]
+        for offset, seq_id in enumerate(seq_ids):
+            slots[offset] = seq_id
+        if len(seq_ids) != 1:
+            self._n_seq_id[index] = len(seq_ids)
+            self._shared.append(index)
+        self._logits[index] = True
+        self.size = index + 1
 
     def decode(self, ctx: Pointer) -> int:
         self._batch.n_tokens = self.size

@@ -1,11 +1,14 @@
 """Embedding jobs on the engine thread: one packed batch of documents per scheduler step.
 
-Each distinct document is one sequence; documents are packed greedily, in order, into batches
-of at most ``n_batch`` tokens and ``slots`` sequences, so each decode fills the batch. Repeated
-documents are embedded once: that saves the work, and makes their vectors bit-identical (the
-same text in two sequences of one batch may differ in the last bits). A batch needs the whole
-KV cache (it clears it), so embeddings only run while no generation job does, and a stop takes
-effect between batches.
+Each distinct document is one sequence; documents are packed greedily into batches of at most
+``n_batch`` tokens and ``slots`` sequences, so each decode fills the batch. Repeated documents
+are embedded once: that saves the work, and makes their vectors bit-identical (the same text in
+two sequences of one batch may differ in the last bits). With a causal model the documents are
+taken in token order and a batch decodes the prefix its documents share only once (see
+``token_prefixes``): templated documents or ones with a common instruction prefix cost only
+their differing tails. So documents are embedded, and streamed, in that order, not the input's.
+A batch needs the whole KV cache (it clears it), so embeddings only run while no generation job
+does, and a stop takes effect between batches.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ from paddler_tui.server.agent.engine_types import (
     EmbeddingsFinished,
     JobFailed,
 )
+from paddler_tui.server.agent.token_prefixes import longest_shared_prefix, shared_tokens
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from paddler_tui.server.agent.engine_batch import DecodeBatch
     from paddler_tui.server.agent.engine_model import ModelContext
@@ -98,6 +102,8 @@ class Embedder:
             else:
                 distinct[tuple(tokens)] = document = _Document([document_id], tokens)
                 run.documents.append(document)
+        if model.causal:
+            run.documents = deque(sorted(run.documents, key=lambda document: document.tokens))
         self._runs.append(run)
 
     def request_stop(self, job_id: str) -> None:
@@ -123,8 +129,8 @@ class Embedder:
         taken = self._next_batch(run.documents)
         batch, model = self._batch, self._model
         batch.clear()
-        for seq_id, document in enumerate(taken):
-            batch.add_sequence(document.tokens, seq_id)
+        for token, pos, seq_ids in self._layout(taken):
+            batch.add_shared(token, pos, seq_ids)
         model.clear_memory()
         self._forget_cache()
         status = batch.decode(model.ctx)
@@ -150,14 +156,28 @@ class Embedder:
     def _next_batch(self, documents: deque[_Document]) -> list[_Document]:
         taken: list[_Document] = []
         size = 0
-        while (
-            documents
-            and len(taken) < self._model.n_seq_max
-            and size + len(documents[0].tokens) <= self._model.n_batch
-        ):
-            size += len(documents[0].tokens)
+        while documents and len(taken) < self._model.n_seq_max:
+            tokens = documents[0].tokens
+            cost = len(tokens) - self._shared_length(tokens, taken)
+            if size + cost > self._model.n_batch:
+                break
+            size += cost
             taken.append(documents.popleft())
         return taken
+
+    def _shared_length(self, tokens: list[int], taken: list[_Document]) -> int:
+        if not self._model.causal:
+            return 0
+        return longest_shared_prefix(tokens, [document.tokens for document in taken])
+
+    def _layout(self, taken: list[_Document]) -> Iterator[tuple[int, int, tuple[int, ...]]]:
+        """The batch's tokens: shared prefixes once for a causal model, else each document."""
+        if self._model.causal:
+            yield from shared_tokens([document.tokens for document in taken])
+            return
+        for seq_id, document in enumerate(taken):
+            for pos, token in enumerate(document.tokens):
+                yield token, pos, (seq_id,)
 
     def _finish(self, run: _Run) -> None:
         self._runs.remove(run)

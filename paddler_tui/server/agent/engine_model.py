@@ -141,6 +141,7 @@ class ModelContext:
             if pooling == llama_cpp.LLAMA_POOLING_TYPE_RANK
             else llama_cpp.llama_model_n_embd(model)
         )
+        self.causal = self._attends_causally()
         self._pieces: dict[int, bytes] = {}
 
     @classmethod
@@ -192,6 +193,24 @@ class ModelContext:
             if key is not None:
                 entries[key] = value or ""
         return dict(sorted(entries.items()))
+
+    def _attends_causally(self) -> bool:
+        """Whether each token sees only the tokens before it, so sequences can share a prefix.
+
+        Encoders (BERT and kin) and diffusion models run without a KV cache; a decoder can still
+        be made bidirectional by ``<arch>.attention.causal``; recurrent state is not per token.
+        """
+        model = self.model
+        if (
+            self.memory is None
+            or llama_cpp.llama_model_is_recurrent(model)
+            or llama_cpp.llama_model_is_hybrid(model)
+            or llama_cpp.llama_model_is_diffusion(model)
+        ):
+            return False
+        metadata = self.metadata()
+        architecture = metadata.get("general.architecture", "")
+        return metadata.get(f"{architecture}.attention.causal", "true") != "false"
 
     def chat_template(self) -> str | None:
         raw = llama_cpp.llama_model_chat_template(self.model, None)

@@ -35,6 +35,7 @@ from paddler_tui.server.agent.engine_types import (
     JobFinished,
     TokenSampled,
 )
+from paddler_tui.server.agent.token_prefixes import common_prefix_length
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -90,22 +91,13 @@ def _counts(job: GenerationJob, piece: str) -> bool:
         return True
 
 
-def common_prefix_length(left: Sequence[int], right: Sequence[int]) -> int:
-    length = 0
-    for a, b in zip(left, right, strict=False):
-        if a != b:
-            break
-        length += 1
-    return length
-
-
 class Scheduler:
     def __init__(self, model: ModelContext, *, release: Callable[[], None]) -> None:
         self._model = model
         self._release = release  # called once per job as it ends, before its terminal event
         self._slots = [_Slot(seq_id) for seq_id in range(model.n_seq_max)]
         self._running: list[_Running] = []  # in admission order
-        self._batch = DecodeBatch(model.n_batch)
+        self._batch = DecodeBatch(model.n_batch, sequences_per_token=model.n_seq_max)
         self._clock = count(1)
         self._embedder = Embedder(
             model, self._batch, emit=self._emit, end=self._end, forget_cache=self._forget_cache
