@@ -35,7 +35,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	@# The real-terminal test drives the TUI in tmux.
 	command -v tmux >/dev/null || (apt-get update && apt-get install -y tmux)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	@# -rfER: the summary names every failure, error and rerun.
+	$(BIN)/pytest -rfER $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
