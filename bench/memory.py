@@ -18,7 +18,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench.common import Row, cluster, print_table, rss_mib, write_results
-from tests.balancer.cluster import Cluster, deterministic_state, free_port
+from tests.balancer.cluster import Cluster, deterministic_state
 
 TARGET_GROWTH = 0.10
 IN_FLIGHT = 4
@@ -30,7 +30,7 @@ CONVERSATION = {
 }
 
 
-async def one_request(client: httpx.AsyncClient, made: Cluster, openai: str, index: int) -> None:
+async def one_request(client: httpx.AsyncClient, made: Cluster, index: int) -> None:
     kind = index % 3
     if kind == 0:
         url = f"{made.b.inference_url}/api/v1/continue_from_raw_prompt"
@@ -44,16 +44,16 @@ async def one_request(client: httpx.AsyncClient, made: Cluster, openai: str, ind
                 assert '"Response"' in frame, frame
     else:
         body = {"model": "m", "messages": CONVERSATION["conversation_history"], "max_tokens": 4}
-        response = await client.post(f"http://{openai}/v1/chat/completions", json=body)
+        response = await client.post(f"{made.b.openai_url}/v1/chat/completions", json=body)
         assert response.status_code == 200, response.text
 
 
-async def run_requests(made: Cluster, openai: str, start: int, count: int) -> None:
+async def run_requests(made: Cluster, start: int, count: int) -> None:
     slots = asyncio.Semaphore(IN_FLIGHT)
 
     async def bounded(index: int) -> None:
         async with slots:
-            await one_request(client, made, openai, index)
+            await one_request(client, made, index)
 
     async with httpx.AsyncClient(timeout=60) as client:
         await asyncio.gather(*(bounded(i) for i in range(start, start + count)))
@@ -65,13 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--total", type=int, default=1000)
     args = parser.parse_args(argv)
 
-    openai = f"127.0.0.1:{free_port()}"
     with cluster() as made:
-        made.start("--compat-openai-addr", openai, agents=1, slots=2, state=deterministic_state())
+        made.start(openai=True, agents=1, slots=2, state=deterministic_state())
         pids = {"balancer": made.b.pid, "agent": made.agents[0].pid}
-        asyncio.run(run_requests(made, openai, 0, args.first))
+        asyncio.run(run_requests(made, 0, args.first))
         after_first = {name: rss_mib(pid) for name, pid in pids.items()}
-        asyncio.run(run_requests(made, openai, args.first, args.total - args.first))
+        asyncio.run(run_requests(made, args.first, args.total - args.first))
         after_total = {name: rss_mib(pid) for name, pid in pids.items()}
 
     rows = []

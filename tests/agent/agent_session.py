@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ from paddler_tui.protocol.requests import (
     GenerateEmbeddingBatchParams,
 )
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
-from tests.agent.conftest import AgentProcess, desired_state
+from tests.agent.conftest import desired_state
+from tests.balancer.cluster import AgentProcess, cluster_env
 
 
 @dataclass
@@ -75,18 +75,20 @@ class AgentSession:
 
 @contextlib.asynccontextmanager
 async def agent_session(tmp: Path, *, slots: int = 4) -> AsyncIterator[AgentSession]:
-    env = dict(os.environ)
-    env["PADDLER_CACHE_DIR"] = str(tmp / "cache")
-    env["HF_HOME"] = str(tmp / "hf")
     async with BalancerEndpoint().running() as endpoint:
-        log = tmp / "agent.log"
-        process = AgentProcess(endpoint.addr, slots=slots, name="test-agent", env=env, log=log)
+        process = AgentProcess(
+            endpoint.addr,
+            slots=slots,
+            name="test-agent",
+            log=tmp / "agent.log",
+            env=cluster_env(tmp),
+        )
         try:
             yield AgentSession(endpoint, await endpoint.agent(), process, slots)
         finally:
             process.kill()
             # Shown by pytest only when a test failed.
-            print(f"--- {log.name} ---\n{log.read_text()[-5000:]}")
+            print(process.log_tail())
 
 
 def raw_prompt(text: str, max_tokens: int, **extra: object) -> ContinueFromRawPrompt:

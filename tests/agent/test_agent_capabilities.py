@@ -165,7 +165,7 @@ async def test_broken_grammars_end_the_request_and_the_agent_keeps_serving(
     results = await session.generate(raw_prompt("Hi", 10, grammar=empty_language))
     assert results == [SamplerError(value="all token candidates were eliminated during sampling")]
     assert isinstance((await session.generate(raw_prompt("Hello", 3)))[-1], Done)
-    assert session.process.process.poll() is None
+    assert session.process.running()
     await session.idle()
 
 

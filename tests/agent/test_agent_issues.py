@@ -33,9 +33,10 @@ from paddler_tui.protocol.envelope import GenerateEmbeddingBatch
 from paddler_tui.protocol.model_source import HuggingFace, LocalToAgent, Url
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
-from tests.agent.conftest import AgentProcess, desired_state
+from tests.agent.conftest import desired_state
 from tests.agent.gguf_files import copy_gguf
 from tests.agent.http_file_server import FakeServer
+from tests.balancer.cluster import AgentProcess
 
 pytestmark = pytest.mark.slow
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +32,8 @@ from paddler_tui.protocol.requests import (
     ContinueFromRawPromptParams,
 )
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
-from tests.agent.conftest import AgentProcess, desired_state
+from tests.agent.conftest import desired_state
+from tests.balancer.cluster import AgentProcess
 
 pytestmark = pytest.mark.slow
 
@@ -285,8 +287,8 @@ async def test_sigterm_deregisters_and_exits_within_five_seconds_mid_request(
     request_id = await endpoint.request(agent, raw_prompt("Once upon a time", 4000))
     await endpoint.next_response(agent, request_id)
     started = time.monotonic()
-    process.terminate()
-    assert await process.wait(timeout=10) == 0
+    process.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(process.wait, 10) == 0
     assert time.monotonic() - started < 5
     assert agent.deregistered
 

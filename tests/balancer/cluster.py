@@ -1,10 +1,12 @@
-"""Real clusters for the balancer's end-to-end tests, and a fake agent for exact timing.
+"""Real clusters for the end-to-end tests and benches, and a fake agent for exact timing.
 
 - :class:`Cluster` starts a real ``paddler-tui balancer`` subprocess on free 127.0.0.1 ports (a
   port lost to a race between picking and binding is picked again), real ``paddler-tui agent``
   subprocesses, PUTs a desired state with the default model and waits until
   ``/api/v1/agents`` shows every slot ready. Every process logs to a file in the test's
-  directory (never a pipe) and is stopped by pid: SIGTERM, then SIGKILL.
+  directory (never a pipe) and is stopped by pid: SIGTERM, then SIGKILL. Every balancer and
+  agent the tests and benches run comes from here; the agent tests use :class:`AgentProcess`
+  alone, against their in-process fake balancer.
 - :class:`FakeAgent` speaks the real agent protocol (the real codecs over a real WebSocket) and
   answers only when the test says so: send tokens, stay silent, close.
 - :class:`SnapshotWatcher` follows an SSE stream (``/api/v1/agents/stream``,
@@ -78,11 +80,25 @@ def free_port() -> int:
         return port
 
 
+def greedy_parameters(**parameters: object) -> InferenceParameters:
+    """Paddler's defaults, greedy and with a small context unless told otherwise."""
+    merged: dict[str, object] = {"temperature": 0.0, "context_size": 2048, **parameters}
+    return InferenceParameters.default().model_copy(update=merged)
+
+
+def greedy_state(**parameters: object) -> BalancerDesiredState:
+    """The default model with :func:`greedy_parameters`."""
+    return BalancerDesiredState.default().model_copy(
+        update={
+            "model": LocalToAgent(value=str(default_model_path())),
+            "inference_parameters": greedy_parameters(**parameters),
+        }
+    )
+
+
 def deterministic_state(**parameters: object) -> BalancerDesiredState:
     """The default model, sampled like Paddler's ``InferenceParameters::deterministic()``."""
-    merged: dict[str, object] = {
-        "context_size": 2048,
-        "temperature": 0.0,
+    deterministic: dict[str, object] = {
         "top_k": 1,
         "top_p": 1.0,
         "min_p": 0.0,
@@ -90,13 +106,7 @@ def deterministic_state(**parameters: object) -> BalancerDesiredState:
         "penalty_presence": 0.0,
         "penalty_frequency": 0.0,
     }
-    merged.update(parameters)
-    return BalancerDesiredState.default().model_copy(
-        update={
-            "model": LocalToAgent(value=str(default_model_path())),
-            "inference_parameters": InferenceParameters.default().model_copy(update=merged),
-        }
-    )
+    return greedy_state(**{**deterministic, **parameters})
 
 
 def state_json(state: BalancerDesiredState) -> bytes:
@@ -112,7 +122,6 @@ class Process:
 
     def __init__(self, arguments: Sequence[str], *, log: Path, env: dict[str, str]) -> None:
         self.log = log
-        self.arguments = list(arguments)
         with log.open("w") as stream:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "paddler_tui", *arguments],
@@ -152,6 +161,31 @@ class Process:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def log_tail(self) -> str:
+        """The end of the log under the log's name, for the report of a failed test."""
+        return f"--- {self.log.name} ---\n{self.log_text()[-6000:]}"
+
+
+class AgentProcess(Process):
+    """A ``paddler-tui agent`` registering with the management service at ``management_addr``."""
+
+    def __init__(
+        self,
+        management_addr: str,
+        *flags: str,
+        slots: int,
+        name: str,
+        log: Path,
+        env: dict[str, str],
+        threads: int | None = None,
+    ) -> None:
+        self.name = name
+        arguments = ["agent", "--management-addr", management_addr, "--slots", str(slots)]
+        arguments += ["--name", name, *flags]
+        # None: as many threads as llama.cpp picks for this machine.
+        arguments += ["--threads", str(threads)] if threads is not None else []
+        super().__init__(arguments, log=log, env=env)
+
 
 class BalancerProcess(Process):
     def __init__(
@@ -162,16 +196,17 @@ class BalancerProcess(Process):
         env: dict[str, str],
         inference: str,
         management: str,
+        openai: str | None = None,
     ) -> None:
+        self.flags = tuple(flags)
         self.inference_addr = inference
         self.management_addr = management
+        self.openai_addr = openai
         # What every client of this balancer sends: the API key from its environment, if any.
         self.headers = authorization_headers(env.get(API_KEY_ENV))
-        super().__init__(
-            ["balancer", "--inference-addr", inference, "--management-addr", management, *flags],
-            log=log,
-            env=env,
-        )
+        arguments = ["balancer", "--inference-addr", inference, "--management-addr", management]
+        arguments += ["--compat-openai-addr", openai] if openai is not None else []
+        super().__init__([*arguments, *flags], log=log, env=env)
 
     @property
     def inference_url(self) -> str:
@@ -182,6 +217,11 @@ class BalancerProcess(Process):
         return f"http://{self.management_addr}"
 
     @property
+    def openai_url(self) -> str:
+        assert self.openai_addr is not None, "start the balancer with openai=True"
+        return f"http://{self.openai_addr}"
+
+    @property
     def inference_socket_url(self) -> str:
         return f"ws://{self.inference_addr}/api/v1/inference_socket"
 
@@ -189,23 +229,27 @@ class BalancerProcess(Process):
         return f"ws://{self.management_addr}/api/v1/agent_socket/{agent_id}"
 
     def wait_until_healthy(self) -> bool:
-        """True once both services answer /health; False if the process ended first."""
+        """True once every service answers /health; False if the process ended first."""
+        urls = [self.management_url, self.inference_url]
+        urls += [self.openai_url] if self.openai_addr is not None else []
         deadline = time.monotonic() + STARTUP_S
         while time.monotonic() < deadline:
             if not self.running():
                 return False
             with contextlib.suppress(httpx.HTTPError):
-                if all(
-                    httpx.get(f"{url}/health", timeout=1).text == "OK"
-                    for url in (self.management_url, self.inference_url)
-                ):
+                if all(httpx.get(f"{url}/health", timeout=1).text == "OK" for url in urls):
                     return True
             time.sleep(0.05)
         raise RuntimeError(f"the balancer did not become healthy:\n{self.log_text()}")
 
     @classmethod
-    def start(cls, directory: Path, *flags: str, env: dict[str, str], name: str) -> BalancerProcess:
-        """A healthy balancer on fresh free ports; ports lost to a race are picked again."""
+    def start(
+        cls, directory: Path, *flags: str, env: dict[str, str], name: str, openai: bool = False
+    ) -> BalancerProcess:
+        """A healthy balancer on fresh free ports; ports lost to a race are picked again.
+
+        ``openai`` adds the OpenAI-compatible service on a port of its own.
+        """
         for attempt in range(BIND_ATTEMPTS):
             log = directory / f"{name}.log" if attempt == 0 else directory / f"{name}-{attempt}.log"
             balancer = cls(
@@ -214,6 +258,7 @@ class BalancerProcess(Process):
                 env=env,
                 inference=f"127.0.0.1:{free_port()}",
                 management=f"127.0.0.1:{free_port()}",
+                openai=f"127.0.0.1:{free_port()}" if openai else None,
             )
             if balancer.wait_until_healthy():
                 return balancer
@@ -229,7 +274,7 @@ class Cluster:
     directory: Path
     env: dict[str, str]
     balancer: BalancerProcess | None = None
-    agents: list[Process] = field(default_factory=list)
+    agents: list[AgentProcess] = field(default_factory=list)
     retired: list[Process] = field(default_factory=list)
 
     @property
@@ -237,22 +282,51 @@ class Cluster:
         assert self.balancer is not None, "start_balancer() first"
         return self.balancer
 
-    def start_balancer(self, *flags: str, name: str = "balancer") -> BalancerProcess:
+    def start_balancer(
+        self, *flags: str, name: str = "balancer", openai: bool = False
+    ) -> BalancerProcess:
         if self.balancer is not None:
             self.retired.append(self.balancer)
-        self.balancer = BalancerProcess.start(self.directory, *flags, env=self.env, name=name)
+        self.balancer = BalancerProcess.start(
+            self.directory, *flags, env=self.env, name=name, openai=openai
+        )
         return self.balancer
 
-    def start_agent(self, *, slots: int, name: str | None = None, threads: int = 1) -> Process:
+    def restart_balancer(self) -> BalancerProcess:
+        """A new balancer with the old one's flags and addresses, so its clients reconnect.
+
+        The old one is stopped first unless the test has already stopped or killed it.
+        """
+        old = self.b
+        old.stop()
+        self.retired.append(old)
+        self.balancer = BalancerProcess(
+            old.flags,
+            log=self.directory / f"balancer-restart-{len(self.retired)}.log",
+            env=self.env,
+            inference=old.inference_addr,
+            management=old.management_addr,
+            openai=old.openai_addr,
+        )
+        if not self.balancer.wait_until_healthy():
+            raise RuntimeError(f"the balancer did not start again:\n{self.balancer.log_text()}")
+        return self.balancer
+
+    def start_agent(self, *, slots: int, name: str | None = None, threads: int = 1) -> AgentProcess:
         name = name if name is not None else f"agent-{len(self.agents) + 1}"
-        arguments = ["agent", "--management-addr", self.b.management_addr, "--slots", str(slots)]
-        arguments += ["--name", name, "--threads", str(threads)]
-        agent = Process(arguments, log=self.directory / f"{name}.log", env=self.env)
+        agent = AgentProcess(
+            self.b.management_addr,
+            slots=slots,
+            name=name,
+            log=self.directory / f"{name}.log",
+            env=self.env,
+            threads=threads,
+        )
         self.agents.append(agent)
         return agent
 
-    def agent_named(self, name: str) -> Process:
-        (agent,) = [a for a in self.agents if a.arguments[a.arguments.index("--name") + 1] == name]
+    def agent_named(self, name: str) -> AgentProcess:
+        (agent,) = [agent for agent in self.agents if agent.name == name]
         return agent
 
     def put_state(self, state: BalancerDesiredState) -> None:
@@ -272,6 +346,9 @@ class Cluster:
             adapter_for(AgentControllerPoolSnapshot), response.content
         )
         return snapshot
+
+    def slots_processing(self) -> int:
+        return busy(self.agents_snapshot())
 
     def wait_for_agents(self, count: int, *, slots_each: int) -> AgentControllerPoolSnapshot:
         """Until ``count`` agents show ``slots_each`` ready, idle slots; issues fail at once."""
@@ -300,9 +377,10 @@ class Cluster:
         slots: int,
         state: BalancerDesiredState | None = None,
         names: Sequence[str] | None = None,
+        openai: bool = False,
     ) -> Cluster:
         """Balancer, desired state, then the agents (all at once), and wait for their slots."""
-        self.start_balancer(*flags)
+        self.start_balancer(*flags, openai=openai)
         self.put_state(state if state is not None else deterministic_state())
         for index in range(agents):
             self.start_agent(slots=slots, name=names[index] if names else None)
@@ -324,7 +402,7 @@ class Cluster:
 
     def dump_logs(self) -> str:
         processes = [*self.retired, *([self.balancer] if self.balancer else []), *self.agents]
-        return "\n".join(f"--- {p.log.name} ---\n{p.log_text()[-6000:]}" for p in processes)
+        return "\n".join(process.log_tail() for process in processes)
 
 
 def cluster_env(directory: Path) -> dict[str, str]:

@@ -7,26 +7,23 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.openai.conftest import Cluster, desired_state
+from tests.balancer.cluster import Cluster, greedy_state
+from tests.openai.conftest import openai_client
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def embedding_cluster(cluster_factory: Callable[[str], Cluster]) -> Cluster:
+def embedding_cluster(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
     # Batches of 2 split a request over several slots.
-    cluster = cluster_factory("embeddings")
-    cluster.start_balancer()
-    cluster.put_state(desired_state(enable_embeddings=True, embedding_batch_size=2))
-    cluster.start_agent(slots=2)
-    cluster.wait_for_slots(2)
-    return cluster
+    state = greedy_state(enable_embeddings=True, embedding_batch_size=2)
+    return make_module_cluster("embeddings").start(openai=True, agents=1, slots=2, state=state)
 
 
 def test_one_unit_vector_per_input_in_input_order(embedding_cluster: Cluster) -> None:
     inputs = ["alpha", "a much longer sentence about beta", "gamma", "alpha", "delta"]
     # The client asks for base64 unless told otherwise, and decodes it.
-    answer = embedding_cluster.client().embeddings.create(model="smol", input=inputs)
+    answer = openai_client(embedding_cluster).embeddings.create(model="smol", input=inputs)
     assert answer.model == "smol"
     assert [item.index for item in answer.data] == list(range(len(inputs)))
     vectors = [item.embedding for item in answer.data]
@@ -37,7 +34,7 @@ def test_one_unit_vector_per_input_in_input_order(embedding_cluster: Cluster) ->
 
 
 def test_float_encoding_and_a_single_string(embedding_cluster: Cluster) -> None:
-    client = embedding_cluster.client()
+    client = openai_client(embedding_cluster)
     floats = client.embeddings.create(model="smol", input="alpha", encoding_format="float")
     decoded = client.embeddings.create(model="smol", input="alpha")
     [item] = floats.data

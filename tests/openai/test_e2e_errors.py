@@ -15,7 +15,8 @@ import openai
 import orjson
 import pytest
 
-from tests.openai.conftest import Cluster, desired_state
+from tests.balancer.cluster import Cluster, greedy_state, watch_buffer
+from tests.openai.conftest import openai_client
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,9 @@ RESPONSE = {"model": "smol", "input": "What is 2+2?", "max_output_tokens": 50}
 
 
 def sse_payloads(cluster: Cluster, path: str, body: dict[str, Any]) -> list[str]:
-    response = httpx.post(f"{cluster.openai_url}{path}", json={**body, "stream": True}, timeout=30)
+    response = httpx.post(
+        f"{cluster.b.openai_url}{path}", json={**body, "stream": True}, timeout=30
+    )
     assert response.status_code == 200
     return [
         line[len("data: ") :] for line in response.text.splitlines() if line.startswith("data: ")
@@ -33,44 +36,41 @@ def sse_payloads(cluster: Cluster, path: str, body: dict[str, Any]) -> list[str]
 
 
 @pytest.fixture(scope="module")
-def no_agents(cluster_factory: Callable[[str], Cluster]) -> Cluster:
+def no_agents(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
     """Every request waits in the buffer and gives up after 300 ms."""
-    cluster = cluster_factory("no-agents")
-    cluster.start_balancer("--buffered-request-timeout", "300")
+    cluster = make_module_cluster("no-agents")
+    cluster.start_balancer("--buffered-request-timeout", "300", openai=True)
     return cluster
 
 
 @pytest.fixture(scope="module")
-def waiting(cluster_factory: Callable[[str], Cluster]) -> Cluster:
+def waiting(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
     """Every request waits in the buffer for a minute."""
-    cluster = cluster_factory("waiting")
-    cluster.start_balancer("--buffered-request-timeout", "60000")
+    cluster = make_module_cluster("waiting")
+    cluster.start_balancer("--buffered-request-timeout", "60000", openai=True)
     return cluster
 
 
 @pytest.fixture(scope="module")
-def embeddings_mode(cluster_factory: Callable[[str], Cluster]) -> Cluster:
-    cluster = cluster_factory("embeddings-mode")
-    cluster.start_balancer()
-    cluster.put_state(desired_state(enable_embeddings=True))
+def embeddings_mode(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
+    cluster = make_module_cluster("embeddings-mode")
+    cluster.start_balancer(openai=True)
+    cluster.put_state(greedy_state(enable_embeddings=True))
     return cluster
 
 
 @pytest.fixture(scope="module")
-def one_slot(cluster_factory: Callable[[str], Cluster]) -> Cluster:
+def one_slot(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
     """One slot and no buffer: a second request overflows at once."""
-    cluster = cluster_factory("one-slot")
-    cluster.start_balancer("--max-buffered-requests", "0")
-    cluster.put_state(desired_state())
-    cluster.start_agent(slots=1)
-    cluster.wait_for_slots(1)
-    return cluster
+    return make_module_cluster("one-slot").start(
+        "--max-buffered-requests", "0", openai=True, agents=1, slots=1, state=greedy_state()
+    )
 
 
 def test_buffer_timeout_is_a_504(no_agents: Cluster) -> None:
     started = time.monotonic()
     with pytest.raises(openai.InternalServerError) as raised:
-        no_agents.client().chat.completions.create(**CHAT)
+        openai_client(no_agents).chat.completions.create(**CHAT)
     assert time.monotonic() - started >= 0.3
     assert raised.value.status_code == 504
     assert raised.value.body == {
@@ -80,7 +80,7 @@ def test_buffer_timeout_is_a_504(no_agents: Cluster) -> None:
         "code": None,
     }
     with pytest.raises(openai.InternalServerError) as raised:
-        no_agents.client().responses.create(**RESPONSE)
+        openai_client(no_agents).responses.create(**RESPONSE)
     assert raised.value.status_code == 504
 
 
@@ -100,7 +100,7 @@ def test_buffer_timeout_in_streams(no_agents: Cluster) -> None:
 
 
 def test_generation_routes_are_501_in_embeddings_mode(embeddings_mode: Cluster) -> None:
-    client = embeddings_mode.client()
+    client = openai_client(embeddings_mode)
     with pytest.raises(openai.InternalServerError) as raised:
         client.chat.completions.create(**CHAT)
     assert raised.value.status_code == 501
@@ -120,13 +120,13 @@ def test_generation_routes_are_501_in_embeddings_mode(embeddings_mode: Cluster) 
 
 def test_embeddings_without_agents_are_a_503(embeddings_mode: Cluster) -> None:
     with pytest.raises(openai.InternalServerError) as raised:
-        embeddings_mode.client().embeddings.create(model="smol", input="a")
+        openai_client(embeddings_mode).embeddings.create(model="smol", input="a")
     assert raised.value.status_code == 503
     assert raised.value.message.endswith("No agents are currently connected")
 
 
 def test_overflow_is_a_429(one_slot: Cluster) -> None:
-    client = one_slot.client()
+    client = openai_client(one_slot)
     busy = client.chat.completions.create(
         model="smol",
         messages=[{"role": "user", "content": "Count from 1 to 500."}],
@@ -164,8 +164,11 @@ def test_overflow_is_a_429(one_slot: Cluster) -> None:
 async def test_a_client_leaving_the_buffer_frees_its_place(
     waiting: Cluster, path: str, body: dict[str, Any]
 ) -> None:
-    async with httpx.AsyncClient(base_url=waiting.openai_url, timeout=30) as http:
+    async with (
+        watch_buffer(waiting.b) as buffer,
+        httpx.AsyncClient(base_url=waiting.b.openai_url, timeout=30) as http,
+    ):
         request = asyncio.create_task(http.post(path, json=body))
-        await waiting.buffered_reaches(1)
+        await buffer.until(lambda s: s.buffered_requests_current == 1, timeout=5)
         request.cancel()
-        await waiting.buffered_reaches(0)
+        await buffer.until(lambda s: s.buffered_requests_current == 0, timeout=5)

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from paddler_tui.models import default_model_path
-from tests.openai.conftest import Cluster
+from tests.balancer.cluster import Cluster
+from tests.openai.conftest import openai_client
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ STORY: list[Any] = [{"role": "user", "content": "Tell me a story."}]
 
 def sse_data(cluster: Cluster, path: str, body: dict[str, Any]) -> list[str]:
     """The ``data:`` payloads of an SSE answer, raw."""
-    response = httpx.post(f"{cluster.openai_url}{path}", json=body, timeout=60)
+    response = httpx.post(f"{cluster.b.openai_url}{path}", json=body, timeout=60)
     assert response.headers["content-type"].startswith("text/event-stream")
     return [
         line[len("data: ") :] for line in response.text.splitlines() if line.startswith("data: ")
@@ -28,12 +29,12 @@ def sse_data(cluster: Cluster, path: str, body: dict[str, Any]) -> list[str]:
 
 
 def test_health(cluster: Cluster) -> None:
-    response = httpx.get(f"{cluster.openai_url}/health")
+    response = httpx.get(f"{cluster.b.openai_url}/health")
     assert (response.status_code, response.text) == (200, "OK")
 
 
 def test_chat_with_usage(cluster: Cluster) -> None:
-    completion = cluster.client().chat.completions.create(
+    completion = openai_client(cluster).chat.completions.create(
         model="smol", messages=QUESTION, max_completion_tokens=100
     )
     assert completion.object == "chat.completion"
@@ -49,7 +50,7 @@ def test_chat_with_usage(cluster: Cluster) -> None:
 
 def test_stream_with_usage_ends_with_a_usage_chunk(cluster: Cluster) -> None:
     chunks = list(
-        cluster.client().chat.completions.create(
+        openai_client(cluster).chat.completions.create(
             model="smol",
             messages=QUESTION,
             max_completion_tokens=100,
@@ -80,7 +81,7 @@ def test_stream_without_usage_ends_with_done(cluster: Cluster) -> None:
 
 @pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
 def test_length_when_the_token_limit_cuts(cluster: Cluster, limit: str) -> None:
-    client = cluster.client()
+    client = openai_client(cluster)
     completion = client.chat.completions.create(model="smol", messages=STORY, **{limit: 3})
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens == 3
@@ -91,7 +92,7 @@ def test_length_when_the_token_limit_cuts(cluster: Cluster, limit: str) -> None:
 
 
 def test_temperature_and_seed_per_request(cluster: Cluster) -> None:
-    client = cluster.client()
+    client = openai_client(cluster)
 
     def story(**sampling: Any) -> str | None:
         completion = client.chat.completions.create(
@@ -106,7 +107,7 @@ def test_temperature_and_seed_per_request(cluster: Cluster) -> None:
 
 
 def test_models_list_the_loaded_model(cluster: Cluster) -> None:
-    client = cluster.client()
+    client = openai_client(cluster)
     name = default_model_path().name
     assert [model.id for model in client.models.list()] == [name]
     assert client.models.retrieve(name).id == name
@@ -115,7 +116,7 @@ def test_models_list_the_loaded_model(cluster: Cluster) -> None:
 
 
 def test_responses(cluster: Cluster) -> None:
-    response = cluster.client().responses.create(
+    response = openai_client(cluster).responses.create(
         model="smol", input="What is 2+2?", instructions="Answer briefly.", max_output_tokens=100
     )
     assert response.status == "completed"
@@ -128,7 +129,7 @@ def test_responses(cluster: Cluster) -> None:
 
 def test_responses_stream(cluster: Cluster) -> None:
     events = list(
-        cluster.client().responses.create(
+        openai_client(cluster).responses.create(
             model="smol", input="What is 2+2?", max_output_tokens=100, stream=True
         )
     )
@@ -140,7 +141,9 @@ def test_responses_stream(cluster: Cluster) -> None:
 
 
 def test_responses_cut_short_are_incomplete(cluster: Cluster) -> None:
-    response = cluster.client().responses.create(model="smol", input="Hi", max_output_tokens=3)
+    response = openai_client(cluster).responses.create(
+        model="smol", input="Hi", max_output_tokens=3
+    )
     assert response.status == "incomplete"
     assert response.incomplete_details is not None
     assert response.incomplete_details.reason == "max_output_tokens"
@@ -179,7 +182,7 @@ def test_opencode_style_request_with_unknown_keys(cluster: Cluster) -> None:
             }
         ],
     }
-    response = httpx.post(f"{cluster.openai_url}/v1/chat/completions", json=body, timeout=60)
+    response = httpx.post(f"{cluster.b.openai_url}/v1/chat/completions", json=body, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["object"] == "chat.completion"
 
@@ -198,7 +201,7 @@ def test_opencode_style_request_with_unknown_keys(cluster: Cluster) -> None:
 )
 def test_bad_bodies_are_invalid_requests(cluster: Cluster, content: bytes, message: str) -> None:
     response = httpx.post(
-        f"{cluster.openai_url}/v1/chat/completions",
+        f"{cluster.b.openai_url}/v1/chat/completions",
         content=content,
         headers={"content-type": "application/json"},
     )
@@ -210,7 +213,7 @@ def test_bad_bodies_are_invalid_requests(cluster: Cluster, content: bytes, messa
 
 def test_bad_tool_schema_is_a_400(cluster: Cluster) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
-        cluster.client().chat.completions.create(
+        openai_client(cluster).chat.completions.create(
             model="smol",
             messages=QUESTION,
             tools=[
@@ -233,7 +236,7 @@ def test_bad_tool_schema_is_a_400(cluster: Cluster) -> None:
 
 def test_embeddings_need_embeddings_mode(cluster: Cluster) -> None:
     with pytest.raises(openai.InternalServerError) as raised:
-        cluster.client().embeddings.create(model="smol", input=["a", "b"])
+        openai_client(cluster).embeddings.create(model="smol", input=["a", "b"])
     assert raised.value.status_code == 501
     assert raised.value.message.endswith(
         "Embedding generation is not enabled in the inference parameters"
@@ -241,6 +244,6 @@ def test_embeddings_need_embeddings_mode(cluster: Cluster) -> None:
 
 
 def test_unknown_routes_answer_in_openai_shape(cluster: Cluster) -> None:
-    response = httpx.post(f"{cluster.openai_url}/v1/completions", json={})
+    response = httpx.post(f"{cluster.b.openai_url}/v1/completions", json={})
     assert response.status_code == 404
     assert response.json()["error"]["type"] == "invalid_request_error"

@@ -37,7 +37,7 @@ from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
 from paddler_tui.ui.monitor_feed import FeedConnected, monitor_feed
 from paddler_tui.ui.services import BalancerServices
-from tests.balancer.cluster import BalancerProcess, Cluster, Process, free_port
+from tests.balancer.cluster import AgentProcess, BalancerProcess, Cluster
 from tests.ui.chat_app import tui_options
 
 KEY = "the-right-key"
@@ -45,12 +45,12 @@ SERVICES = ("inference", "management", "openai")
 
 
 class KeyedBalancer:
-    def __init__(self, cluster: Cluster, openai_addr: str) -> None:
+    def __init__(self, cluster: Cluster) -> None:
         self.cluster = cluster
         self.urls = {
             "inference": cluster.b.inference_url,
             "management": cluster.b.management_url,
-            "openai": f"http://{openai_addr}",
+            "openai": cluster.b.openai_url,
         }
 
     @property
@@ -70,9 +70,8 @@ def keyed(make_module_cluster: Callable[[str], Cluster]) -> KeyedBalancer:
     """A balancer given the key by flag (its clients take it from the cluster's env)."""
     cluster = make_module_cluster("api-key")
     cluster.env[API_KEY_ENV] = KEY
-    openai_addr = f"127.0.0.1:{free_port()}"
-    cluster.start_balancer("--api-key", KEY, "--compat-openai-addr", openai_addr)
-    return KeyedBalancer(cluster, openai_addr)
+    cluster.start_balancer("--api-key", KEY, openai=True)
+    return KeyedBalancer(cluster)
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -144,18 +143,14 @@ async def test_agents_with_the_key_join_and_an_agent_without_it_is_kept_out(
 ) -> None:
     cluster = keyed.cluster
     without_key = {k: v for k, v in cluster.env.items() if k != API_KEY_ENV}
-    management = ["agent", "--management-addr", keyed.b.management_addr, "--slots", "1"]
-    flagged = Process(
-        [*management, "--name", "by-flag", "--api-key", KEY],
-        log=cluster.directory / "by-flag.log",
-        env=without_key,
-    )
-    by_env = Process(
-        [*management, "--name", "by-env"], log=cluster.directory / "by-env.log", env=cluster.env
-    )
-    refused = Process(
-        [*management, "--name", "no-key"], log=cluster.directory / "no-key.log", env=without_key
-    )
+
+    def start(name: str, *flags: str, env: dict[str, str]) -> AgentProcess:
+        log = cluster.directory / f"{name}.log"
+        return AgentProcess(keyed.b.management_addr, *flags, slots=1, name=name, log=log, env=env)
+
+    flagged = start("by-flag", "--api-key", KEY, env=without_key)
+    by_env = start("by-env", env=cluster.env)
+    refused = start("no-key", env=without_key)
     cluster.agents += [flagged, by_env, refused]
     try:
         deadline = time.monotonic() + 20

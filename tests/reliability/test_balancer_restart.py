@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
-from tests.balancer.cluster import BalancerProcess, Cluster, socket_request, watch_agents
+from tests.balancer.cluster import Cluster, socket_request, watch_agents
 from tests.reliability.streams import SocketRequests, is_done
 
 pytestmark = pytest.mark.slow
@@ -34,20 +34,9 @@ async def test_agents_reregister_within_two_seconds_without_reloading(
 ) -> None:
     cluster = make_cluster("restart")
     state_file = cluster.directory / "state.json"
-    flags = ("--state-database", f"file://{state_file}")
-    cluster.start(*flags, agents=2, slots=1)
-    old = cluster.b
-    old.kill()
-
-    cluster.retired.append(old)
-    cluster.balancer = BalancerProcess(
-        flags,
-        log=cluster.directory / "balancer-restarted.log",
-        env=cluster.env,
-        inference=old.inference_addr,
-        management=old.management_addr,
-    )
-    assert cluster.b.wait_until_healthy()
+    cluster.start("--state-database", f"file://{state_file}", agents=2, slots=1)
+    cluster.b.kill()
+    cluster.restart_balancer()
     loop = asyncio.get_running_loop()
     healthy_at = loop.time()
     async with watch_agents(cluster.b) as agents:

@@ -39,7 +39,7 @@ from paddler_tui.server.balancer.openai_models import (
     EmbeddingsRequest,
     ResponsesRequest,
 )
-from tests.balancer.cluster import Cluster, busy, deterministic_state, free_port, raw_prompt_body
+from tests.balancer.cluster import Cluster, busy, deterministic_state, raw_prompt_body
 from tests.reliability.fuzz_strategies import bodies, json_values, mutated
 
 pytestmark = pytest.mark.slow
@@ -186,20 +186,18 @@ class Target:
 
 @pytest.fixture(scope="module")
 def target(make_module_cluster: Callable[[str], Cluster]) -> Target:
-    openai_addr = f"127.0.0.1:{free_port()}"
     cluster = make_module_cluster("fuzz").start(
-        "--compat-openai-addr",
-        openai_addr,
         "--inference-item-timeout",
         "5000",
         agents=1,
         slots=2,
         state=deterministic_state(context_size=256),
+        openai=True,
     )
     urls = {
         "inference": cluster.b.inference_url,
         "management": cluster.b.management_url,
-        "openai": f"http://{openai_addr}",
+        "openai": cluster.b.openai_url,
     }
     return Target(cluster, urls)
 

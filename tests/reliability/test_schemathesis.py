@@ -20,7 +20,7 @@ from schemathesis.specs.openapi import checks
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from paddler_tui.api_key import API_KEY_ENV
-from tests.balancer.cluster import BalancerProcess, Cluster, deterministic_state, free_port
+from tests.balancer.cluster import BalancerProcess, Cluster, deterministic_state
 
 pytestmark = pytest.mark.slow
 
@@ -48,12 +48,12 @@ EXAMPLES = settings(max_examples=40, deadline=None, suppress_health_check=list(H
 
 
 class Services:
-    def __init__(self, balancer: BalancerProcess, openai_addr: str) -> None:
+    def __init__(self, balancer: BalancerProcess) -> None:
         self.headers = balancer.headers
         self.urls = {
             "inference": balancer.inference_url,
             "management": balancer.management_url,
-            "openai": f"http://{openai_addr}",
+            "openai": balancer.openai_url,
         }
 
     def schema(self, service: str) -> OpenApiSchema:
@@ -66,10 +66,9 @@ class Services:
 def services(make_module_cluster: Callable[[str], Cluster]) -> Services:
     cluster = make_module_cluster("schemathesis")
     cluster.env[API_KEY_ENV] = "schemathesis-key"
-    openai_addr = f"127.0.0.1:{free_port()}"
-    cluster.start_balancer("--max-buffered-requests", "0", "--compat-openai-addr", openai_addr)
+    cluster.start_balancer("--max-buffered-requests", "0", openai=True)
     cluster.put_state(deterministic_state())
-    return Services(cluster.b, openai_addr)
+    return Services(cluster.b)
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from tests.balancer.cluster import (
     FakeAgent,
     busy,
     collect,
-    free_port,
     http_client,
     raw_prompt_body,
     watch_agents,
@@ -67,17 +66,14 @@ async def test_a_client_that_stops_reading_blocks_no_one_and_is_stopped_at_the_i
     make_cluster: Callable[[str], Cluster], service: str
 ) -> None:
     cluster = make_cluster("slow-reader")
-    openai_addr = f"127.0.0.1:{free_port()}"
-    cluster.start_balancer(
-        "--inference-item-timeout",
-        str(int(ITEM_TIMEOUT_S * 1000)),
-        "--compat-openai-addr",
-        openai_addr,
+    balancer = cluster.start_balancer(
+        "--inference-item-timeout", str(int(ITEM_TIMEOUT_S * 1000)), openai=True
     )
+    assert balancer.openai_addr is not None
     addr, path, body = (
-        (cluster.b.inference_addr, RAW_PROMPT, raw_prompt_body(1000))
+        (balancer.inference_addr, RAW_PROMPT, raw_prompt_body(1000))
         if service == "native"
-        else (openai_addr, CHAT, STREAMED_CHAT)
+        else (balancer.openai_addr, CHAT, STREAMED_CHAT)
     )
     loop = asyncio.get_running_loop()
     async with (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
 
@@ -15,30 +15,26 @@ from paddler_tui.ui.config import ChatDefaults, TuiConfig
 from paddler_tui.ui.widgets.chat_message import ChatMessage
 from paddler_tui.ui.widgets.chat_sidebar import ChatSidebar
 from paddler_tui.ui.widgets.chat_status import ChatStatus
+from tests.balancer.cluster import Cluster, greedy_state
 from tests.ui.chat_app import answer, chat_screen, send, tui_options, wait_until
-from tests.ui.local_cluster import LocalCluster
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    running = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
-    try:
-        yield running
-    finally:
-        running.stop()
+def cluster(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
+    return make_module_cluster("cluster").start(agents=1, slots=2, state=greedy_state())
 
 
-def make_app(cluster: LocalCluster, directory: Path, max_tokens: int) -> PaddlerTuiApp:
+def make_app(cluster: Cluster, directory: Path, max_tokens: int) -> PaddlerTuiApp:
     config = TuiConfig(cursor_blink=False, chat=ChatDefaults(max_tokens=max_tokens))
     return PaddlerTuiApp(
-        tui_options(cluster.inference_addr, cluster.management_addr, directory, config=config)
+        tui_options(cluster.b.inference_addr, cluster.b.management_addr, directory, config=config)
     )
 
 
 async def test_a_question_streams_an_answer(
-    cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shown: list[str] = []
     append = ChatMessage.append_content
@@ -68,9 +64,7 @@ async def test_a_question_streams_an_answer(
         assert "tok/s" in footer
 
 
-async def test_escape_stops_the_answer_and_frees_the_slot(
-    cluster: LocalCluster, tmp_path: Path
-) -> None:
+async def test_escape_stops_the_answer_and_frees_the_slot(cluster: Cluster, tmp_path: Path) -> None:
     app = make_app(cluster, tmp_path, max_tokens=1500)
     async with app.run_test() as pilot:
         screen = await chat_screen(pilot)
@@ -91,7 +85,7 @@ async def test_escape_stops_the_answer_and_frees_the_slot(
 
 
 async def test_the_conversation_is_there_after_a_restart(
-    cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cluster: Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("PADDLER_TUI_DATA_DIR", str(tmp_path / "data"))
     app = make_app(cluster, data_dir(), max_tokens=24)

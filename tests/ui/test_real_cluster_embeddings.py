@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -10,7 +10,7 @@ from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
 from paddler_tui.ui.widgets.embedding_heat_map import EmbeddingHeatMap
 from paddler_tui.ui.widgets.embedding_results_table import EmbeddingResultsTable
-from tests.ui.local_cluster import LocalCluster
+from tests.balancer.cluster import Cluster, greedy_state
 from tests.ui.screen_host import ScreenHost, screen_text, wait_until
 
 pytestmark = pytest.mark.slow
@@ -25,22 +25,17 @@ DOCUMENTS = [
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        tmp_path_factory.mktemp("embeddings"), [("alpha", 2)], enable_embeddings=True
+def cluster(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
+    return make_module_cluster("embeddings").start(
+        agents=1, slots=2, names=("alpha",), state=greedy_state(enable_embeddings=True)
     )
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        print(cluster.logs())  # shown by pytest only when a test failed
 
 
-async def test_five_documents_give_five_rows_and_a_unit_diagonal(cluster: LocalCluster) -> None:
+async def test_five_documents_give_five_rows_and_a_unit_diagonal(cluster: Cluster) -> None:
     app = ScreenHost(
         EmbeddingsScreen,
-        inference_addr=cluster.inference_addr,
-        management_addr=cluster.management_addr,
+        inference_addr=cluster.b.inference_addr,
+        management_addr=cluster.b.management_addr,
     )
     async with app.run_test(size=(120, 40)) as pilot:
         screen = app.screen

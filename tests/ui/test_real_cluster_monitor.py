@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -18,7 +18,7 @@ from paddler_tui.protocol.inference_socket import InferenceServerMessage
 from paddler_tui.protocol.requests import ContinueFromRawPromptParams
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
-from tests.ui.local_cluster import LocalCluster
+from tests.balancer.cluster import Cluster, greedy_state
 from tests.ui.screen_host import ScreenHost, screen_text, wait_until
 
 pytestmark = pytest.mark.slow
@@ -28,20 +28,17 @@ COUNTING = "Count from 1 to 1000, separated by commas: 1, 2, 3, 4, 5,"
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(tmp_path_factory.mktemp("monitor"), [("alpha", 2), ("beta", 2)])
-    try:
-        yield cluster.start()
-    finally:
-        cluster.stop()
-        print(cluster.logs())  # shown by pytest only when a test failed
+def cluster(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
+    return make_module_cluster("monitor").start(
+        agents=2, slots=2, names=("alpha", "beta"), state=greedy_state()
+    )
 
 
-def monitor_host(cluster: LocalCluster) -> ScreenHost:
+def monitor_host(cluster: Cluster) -> ScreenHost:
     return ScreenHost(
         MonitorScreen,
-        inference_addr=cluster.inference_addr,
-        management_addr=cluster.management_addr,
+        inference_addr=cluster.b.inference_addr,
+        management_addr=cluster.b.management_addr,
     )
 
 
@@ -54,9 +51,9 @@ async def generate(client: InferenceHttpClient, max_tokens: int) -> list[Inferen
     return [message async for message in client.continue_from_raw_prompt(params)]
 
 
-async def test_three_requests_show_three_busy_slots_then_none(cluster: LocalCluster) -> None:
+async def test_three_requests_show_three_busy_slots_then_none(cluster: Cluster) -> None:
     app = monitor_host(cluster)
-    client = InferenceHttpClient(cluster.inference_addr)
+    client = InferenceHttpClient(cluster.b.inference_addr)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_until(pilot, lambda: "slots 0/4 busy" in status(app).summary)
@@ -72,9 +69,9 @@ async def test_three_requests_show_three_busy_slots_then_none(cluster: LocalClus
         await client.aclose()
 
 
-async def test_a_killed_agent_leaves_with_a_502(cluster: LocalCluster) -> None:
+async def test_a_killed_agent_leaves_with_a_502(cluster: Cluster) -> None:
     app = monitor_host(cluster)
-    client = InferenceHttpClient(cluster.inference_addr)
+    client = InferenceHttpClient(cluster.b.inference_addr)
     try:
         async with app.run_test(size=(120, 40)) as pilot:
             screen = app.screen
@@ -89,7 +86,7 @@ async def test_a_killed_agent_leaves_with_a_502(cluster: LocalCluster) -> None:
             await wait_until(pilot, lambda: serving_agent() is not None, timeout=10)
             victim = serving_agent()
             assert victim is not None
-            cluster.kill_agent(victim)
+            cluster.agent_named(victim).kill()
             await wait_until(pilot, lambda: f"{victim} left" in screen_text(app), timeout=10)
             await wait_until(pilot, lambda: "502 agent lost" in screen_text(app), timeout=10)
             messages = await asyncio.wait_for(request, 10)
@@ -99,13 +96,13 @@ async def test_a_killed_agent_leaves_with_a_502(cluster: LocalCluster) -> None:
         await client.aclose()
 
 
-async def test_a_stopped_balancer_shows_disconnected_and_comes_back(cluster: LocalCluster) -> None:
+async def test_a_stopped_balancer_shows_disconnected_and_comes_back(cluster: Cluster) -> None:
     app = monitor_host(cluster)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_until(pilot, lambda: status(app).connected)
-        await asyncio.to_thread(cluster.stop_balancer)
+        await asyncio.to_thread(cluster.b.stop)
         await wait_until(pilot, lambda: not status(app).connected, timeout=10)
         assert "disconnected" in screen_text(app)
-        await asyncio.to_thread(cluster.start_balancer)
+        await asyncio.to_thread(cluster.restart_balancer)
         await wait_until(pilot, lambda: status(app).connected, timeout=10)
         assert "live via monitor socket" in screen_text(app)
