@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import dataclass
+from typing import Annotated, Any
 
+import orjson
 from pydantic import TypeAdapter
 
 from paddler_tui.protocol import codec
@@ -18,6 +20,7 @@ from paddler_tui.protocol.envelope import (
     GenerateEmbeddingBatch,
     StopRespondingTo,
 )
+from paddler_tui.protocol.generated_token import TOKEN_VARIANTS, TokenVariant
 from paddler_tui.protocol.wire import (
     ExternallyTagged,
     NewtypeVariant,
@@ -147,3 +150,69 @@ def encode_agent_to_balancer_message(message: AgentToBalancerMessage) -> bytes:
 def decode_agent_to_balancer_message(data: bytes | str) -> AgentToBalancerMessage:
     """Raise :class:`~paddler_tui.protocol.errors.ProtocolError` for bad JSON or shape."""
     return codec.decode(_FROM_AGENT, data)
+
+
+# Token responses relayed without models: building, validating and re-encoding pydantic models
+# for every token is most of what relaying one costs.
+
+_TOKEN_VARIANTS: dict[str, type[TokenVariant]] = {
+    variant.TAG: variant for variant in TOKEN_VARIANTS
+}
+_RESPONSE_FIELDS = frozenset(FromAgentResponseEnvelope.model_fields)
+
+
+# Not frozen: a frozen dataclass's __init__ costs three times as much, and this runs per token.
+@dataclass(slots=True)
+class RelayedToken:
+    """A valid :class:`FromAgentResponseEnvelope` holding a token (content, reasoning, tool call
+    or undeterminable text), kept as the JSON of its ``response`` for splicing into client frames.
+    """
+
+    request_id: str
+    variant: type[TokenVariant]
+    text: str
+    # ``{"GeneratedToken":{"ContentToken":"…"}}``, exactly as encoding the models writes it.
+    response_json: bytes
+
+    def response(self) -> GeneratedToken:
+        """The response as models, for consumers that look inside it."""
+        return GeneratedToken(value=self.variant(value=self.text))
+
+
+def relayed_token(message: Any) -> RelayedToken | None:
+    """Parsed JSON as a RelayedToken if it is a valid token response, else None.
+
+    Accepts only what validating it as :data:`AgentToBalancerMessage` accepts (strict types, no
+    unknown keys), so everything else, malformed frames included, is left to that validation.
+    """
+    if type(message) is not dict or len(message) != 1:
+        return None
+    envelope = message.get("Response")
+    if type(envelope) is not dict or not envelope.keys() <= _RESPONSE_FIELDS:
+        return None
+    request_id = envelope.get("request_id")
+    generated_by = envelope.get("generated_by")
+    response = envelope.get("response")
+    if type(request_id) is not str or not (generated_by is None or type(generated_by) is str):
+        return None
+    if type(response) is not dict or len(response) != 1:
+        return None
+    result = response.get("GeneratedToken")
+    if type(result) is not dict or len(result) != 1:
+        return None
+    ((tag, text),) = result.items()
+    variant = _TOKEN_VARIANTS.get(tag)
+    if variant is None or type(text) is not str:
+        return None
+    # A round trip through orjson: compact, and only what was parsed (never the agent's bytes).
+    return RelayedToken(request_id, variant, text, orjson.dumps(response))
+
+
+def decode_agent_frame(data: bytes | str) -> AgentToBalancerMessage | RelayedToken:
+    """:func:`decode_agent_to_balancer_message`, except that a token response is a RelayedToken.
+
+    Raise :class:`~paddler_tui.protocol.errors.ProtocolError` for bad JSON or shape.
+    """
+    message = codec.parse(data)
+    token = relayed_token(message)
+    return token if token is not None else codec.validate(_FROM_AGENT, message)

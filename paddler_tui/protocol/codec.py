@@ -25,13 +25,17 @@ def adapter_for(tp: Any) -> TypeAdapter[Any]:
     return TypeAdapter(tp)
 
 
-def decode(adapter: TypeAdapter[T], data: bytes | bytearray | memoryview | str) -> T:
-    """Parse ``data`` as JSON and validate it; raise :class:`ProtocolError` on any failure."""
+def parse(data: bytes | bytearray | memoryview | str) -> Any:
+    """Parse ``data`` as JSON; raise :class:`ProtocolError` if it is not."""
     try:
-        value = orjson.loads(data)
+        return orjson.loads(data)
     except orjson.JSONDecodeError as error:
         raise ProtocolError.from_json_error(error) from error
-    return validate(adapter, value)
+
+
+def decode(adapter: TypeAdapter[T], data: bytes | bytearray | memoryview | str) -> T:
+    """Parse ``data`` as JSON and validate it; raise :class:`ProtocolError` on any failure."""
+    return validate(adapter, parse(data))
 
 
 def validate(adapter: TypeAdapter[T], value: Any) -> T:

@@ -157,7 +157,13 @@ TERMINAL_VARIANTS: tuple[type[NewtypeVariant | StructVariant], ...] = (
     ToolSchemaInvalid,
 )
 
-TOKEN_VARIANTS = (ContentToken, ReasoningToken, ToolCallToken, UndeterminableToken)
+TokenVariant = ContentToken | ReasoningToken | ToolCallToken | UndeterminableToken
+TOKEN_VARIANTS: tuple[type[TokenVariant], ...] = (
+    ContentToken,
+    ReasoningToken,
+    ToolCallToken,
+    UndeterminableToken,
+)
 
 
 def is_terminal(result: GeneratedTokenResult) -> bool:

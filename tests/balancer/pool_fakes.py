@@ -13,8 +13,12 @@ from dataclasses import dataclass, field
 
 from paddler_tui.protocol.agent_socket import (
     BalancerToAgentMessage,
+    FromAgentResponseEnvelope,
+    RelayedToken,
     ToAgentNotificationEnvelope,
     ToAgentRequestEnvelope,
+    decode_agent_frame,
+    encode_agent_to_balancer_message,
 )
 from paddler_tui.protocol.agent_status import SlotAggregatedStatusSnapshot
 from paddler_tui.protocol.envelope import (
@@ -108,6 +112,16 @@ def raw_prompt(text: str = "Hello", max_tokens: int = 8) -> ContinueFromRawPromp
 
 def token(text: str) -> GeneratedToken:
     return GeneratedToken(value=ContentToken(value=text))
+
+
+def relayed(request_id: str, text: str) -> RelayedToken:
+    """A content token as the agent socket reads it off the wire: kept as JSON."""
+    frame = encode_agent_to_balancer_message(
+        FromAgentResponseEnvelope(request_id=request_id, response=token(text))
+    )
+    message = decode_agent_frame(frame)
+    assert isinstance(message, RelayedToken)
+    return message
 
 
 def done() -> GeneratedToken:

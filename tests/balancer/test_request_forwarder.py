@@ -18,7 +18,12 @@ from paddler_tui.protocol.envelope import (
     ErrorEnvelope,
     GenerateEmbeddingBatch,
 )
-from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
+from paddler_tui.protocol.inference_socket import (
+    InferenceServerMessage,
+    RelayedResponse,
+    ResponseEnvelope,
+    encode_inference_server_message,
+)
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from paddler_tui.server.balancer.agent_controller import AgentController
 from tests.balancer.pool_fakes import (
@@ -28,6 +33,7 @@ from tests.balancer.pool_fakes import (
     done,
     make_agent,
     raw_prompt,
+    relayed,
     token,
     wait_until,
 )
@@ -77,6 +83,29 @@ async def test_relays_the_agents_items_then_releases_the_slot_at_the_terminal() 
         ]
         assert agent.slots_processing == 0
         assert send.stops() == []
+
+
+async def test_relayed_tokens_are_spliced_counted_and_end_at_a_typed_terminal() -> None:
+    async with dispatch() as d:
+        agent, send = add_agent(d)
+        async with contextlib.aclosing(d.forwarder.forward("req-1", raw_prompt())) as stream:
+            first = asyncio.create_task(anext(stream))
+            await send.wait_for(lambda: len(send.requests()) == 1)
+            agent.deliver("req-1", relayed("req-1", "Hel"))
+            agent.deliver("req-1", relayed("req-1", "lo"))
+            messages = [await first, await anext(stream)]
+            assert [r.tokens for r in d.forwarder.monitor.requests()] == [2]
+            agent.deliver("req-1", done())
+            messages += [message async for message in stream]
+
+        assert [type(m) for m in messages] == [RelayedResponse, RelayedResponse, ResponseEnvelope]
+        assert [encode_inference_server_message(m) for m in messages] == [
+            encode_inference_server_message(
+                ResponseEnvelope(generated_by="agent-1", request_id="req-1", response=item)
+            )
+            for item in (token("Hel"), token("lo"), done())
+        ]
+        assert agent.slots_processing == 0
 
 
 async def test_an_embedding_batch_ends_at_its_done() -> None:
@@ -220,6 +249,7 @@ async def test_client_leaving_mid_stream_stops_the_agent_and_holds_the_slot_unti
 
         await send.wait_for(lambda: send.stops() == ["req-1"])
         agent.deliver("req-1", token("late"))  # discarded while draining
+        agent.deliver("req-1", relayed("req-1", "later"))
         await asyncio.sleep(0.05)
         assert agent.slots_processing == 1
         agent.deliver("req-1", done())

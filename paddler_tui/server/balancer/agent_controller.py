@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from paddler_tui.protocol.agent_socket import (
     BalancerToAgentMessage,
     FromAgentResponse,
+    RelayedToken,
     SetState,
     ToAgentNotificationEnvelope,
     ToAgentRequest,
@@ -19,6 +20,7 @@ from paddler_tui.protocol.agent_status import AgentControllerSnapshot, SlotAggre
 from paddler_tui.protocol.desired_state import AgentDesiredState
 from paddler_tui.protocol.envelope import StopRespondingTo
 from paddler_tui.protocol.ids import new_id
+from paddler_tui.server.balancer.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ class BalancerShuttingDownError(Exception):
 
 
 # What a response channel carries: the agent's responses, or why no more will come.
-ChannelItem = FromAgentResponse | AgentDisconnectedError | BalancerShuttingDownError
+ChannelItem = FromAgentResponse | RelayedToken | AgentDisconnectedError | BalancerShuttingDownError
 
 
 class AgentController:
@@ -57,7 +59,7 @@ class AgentController:
         self.status = snapshot
         self.slots_processing = 0
         self._send = send
-        self._channels: dict[str, asyncio.Queue[ChannelItem]] = {}
+        self._channels: dict[str, Mailbox[ChannelItem]] = {}
         self.connected = True
 
     @property
@@ -98,8 +100,8 @@ class AgentController:
 
     # Requests.
 
-    def open_channel(self, request_id: str) -> asyncio.Queue[ChannelItem]:
-        channel: asyncio.Queue[ChannelItem] = asyncio.Queue()
+    def open_channel(self, request_id: str) -> Mailbox[ChannelItem]:
+        channel: Mailbox[ChannelItem] = Mailbox()
         if not self.connected:
             channel.put_nowait(AgentDisconnectedError())
         self._channels[request_id] = channel
@@ -118,7 +120,9 @@ class AgentController:
     async def send_state(self, state: AgentDesiredState) -> None:
         await self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
 
-    async def query(self, request: ToAgentRequest, timeout_s: float) -> FromAgentResponse:
+    async def query(
+        self, request: ToAgentRequest, timeout_s: float
+    ) -> FromAgentResponse | RelayedToken:
         """Ask the agent something that has one answer (metadata, template override).
 
         Raises TimeoutError or AgentDisconnectedError.
@@ -134,7 +138,7 @@ class AgentController:
             raise item
         return item
 
-    def deliver(self, request_id: str, response: FromAgentResponse) -> None:
+    def deliver(self, request_id: str, response: FromAgentResponse | RelayedToken) -> None:
         channel = self._channels.get(request_id)
         if channel is None:
             logger.debug("agent %s answered unknown request %s", self.id, request_id)

@@ -14,10 +14,11 @@ from paddler_tui.protocol.agent_socket import (
     FromAgentNotificationEnvelope,
     FromAgentResponseEnvelope,
     RegisterAgent,
+    RelayedToken,
     ToAgentNotificationEnvelope,
     UpdateAgentStatus,
     Version,
-    decode_agent_to_balancer_message,
+    decode_agent_frame,
     encode_balancer_to_agent_message,
 )
 from paddler_tui.protocol.envelope import ErrorEnvelope
@@ -113,7 +114,9 @@ async def _register(
 async def _serve(socket: WebSocket, agent: AgentController, pool: AgentPool) -> None:
     while True:
         message = await _receive(socket)
-        if isinstance(message, FromAgentResponseEnvelope):
+        if isinstance(message, RelayedToken):
+            agent.deliver(message.request_id, message)
+        elif isinstance(message, FromAgentResponseEnvelope):
             agent.deliver(message.request_id, message.response)
         elif isinstance(message, FromAgentNotificationEnvelope):
             notification = message.value
@@ -136,7 +139,7 @@ async def _receive(socket: WebSocket) -> object:
         logger.warning("ignoring a binary frame from an agent")
         return None
     try:
-        return decode_agent_to_balancer_message(text)
+        return decode_agent_frame(text)
     except ProtocolError as error:
         logger.warning("ignoring a malformed message from an agent: %s", error)
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class ChangeSignal:
@@ -13,19 +14,30 @@ class ChangeSignal:
     """
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._waiters: list[asyncio.Future[None]] = []
         self.generation = 0
 
     def notify(self) -> None:
         self.generation += 1
-        self._event.set()
-        self._event = asyncio.Event()
+        # Most changes (a token counted) find no one waiting; then this is all they cost.
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def wait(self) -> None:
-        await self._event.wait()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            # A waiter that gave up (cancelled, timed out) must not pile up until the next change.
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
     async def wait_after(self, generation: int) -> int:
         """Return at once if a change happened since ``generation``; the new generation."""
         if self.generation == generation:
-            await self._event.wait()
+            await self.wait()
         return self.generation

@@ -10,7 +10,11 @@ from typing import TypeVar
 from paddler_tui.protocol.embedding import EmbeddingDone, EmbeddingInputDocument
 from paddler_tui.protocol.envelope import EmbeddingResponse, GenerateEmbeddingBatch
 from paddler_tui.protocol.ids import new_id
-from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
+from paddler_tui.protocol.inference_socket import (
+    InferenceServerMessage,
+    ResponseEnvelope,
+    typed_message,
+)
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from paddler_tui.server.balancer.request_forwarder import RequestForwarder
 
@@ -63,7 +67,8 @@ async def embed_batch(
                     and isinstance(message.response, EmbeddingResponse)
                     and isinstance(message.response.value, EmbeddingDone)
                 ):
-                    merged.put_nowait(message)
+                    # As models: consumers rewrite ids and read results (a stray token too).
+                    merged.put_nowait(typed_message(message))
 
     tasks = [asyncio.create_task(run_chunk(chunk)) for chunk in chunks]
     waiting = asyncio.create_task(_signal_end(tasks, merged))

@@ -11,7 +11,7 @@ from paddler_tui.protocol.envelope import (
     GenerateEmbeddingBatch,
 )
 from paddler_tui.protocol.generated_token import TokenGenerationDisabled
-from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
+from paddler_tui.protocol.inference_socket import OutgoingMessage, ResponseEnvelope
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.embedding_batch import embed_batch
 
@@ -67,7 +67,7 @@ def stream_request(
     request: ContinueFromConversationHistory | ContinueFromRawPrompt | GenerateEmbeddingBatch,
     *,
     embedding_done_id: str | None = None,
-) -> AsyncGenerator[InferenceServerMessage, None]:
+) -> AsyncGenerator[OutgoingMessage, None]:
     """The messages of an already checked request."""
     if isinstance(request, GenerateEmbeddingBatch):
         applicable = balancer.cluster.applicable

@@ -16,7 +16,7 @@ from paddler_tui.protocol.envelope import (
 )
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.protocol.inference_socket import (
-    InferenceServerMessage,
+    OutgoingMessage,
     encode_inference_server_message,
 )
 from paddler_tui.protocol.requests import (
@@ -40,7 +40,7 @@ from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
 
 async def ndjson(
-    messages: AsyncGenerator[InferenceServerMessage, None],
+    messages: AsyncGenerator[OutgoingMessage, None],
 ) -> AsyncIterator[bytes]:
     # Closing the lines closes the request's stream at once (stop the agent, leave the buffer),
     # not whenever the garbage collector finalizes an abandoned generator.

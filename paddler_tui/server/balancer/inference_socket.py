@@ -23,13 +23,14 @@ from paddler_tui.protocol.envelope import (
 from paddler_tui.protocol.errors import ProtocolError
 from paddler_tui.protocol.inference_socket import (
     ClientNotificationEnvelope,
-    InferenceServerMessage,
+    OutgoingMessage,
     RequestEnvelope,
     ServerNotificationEnvelope,
     TokenGenerationDisabledNotification,
     TokenGenerationEnabledNotification,
     decode_inference_client_message,
     encode_inference_server_message,
+    typed_message,
 )
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.embedding_batch import embedding_done
@@ -40,6 +41,7 @@ from paddler_tui.server.balancer.inference_requests import (
     stream_request,
     token_generation_disabled,
 )
+from paddler_tui.server.balancer.mailbox import Mailbox
 from paddler_tui.server.balancer.request_forwarder import error_envelope
 
 logger = logging.getLogger(__name__)
@@ -49,10 +51,10 @@ class InferenceSocketSession:
     def __init__(self, socket: WebSocket, balancer: Balancer) -> None:
         self._socket = socket
         self._balancer = balancer
-        self._outgoing: asyncio.Queue[str] = asyncio.Queue()
+        self._outgoing: Mailbox[str] = Mailbox()
         self._requests: dict[str, asyncio.Task[None]] = {}
 
-    def _send(self, message: InferenceServerMessage) -> None:
+    def _send(self, message: OutgoingMessage) -> None:
         self._outgoing.put_nowait(encode_inference_server_message(message).decode())
 
     async def run(self) -> None:
@@ -152,4 +154,4 @@ class InferenceSocketSession:
                     self._send(outgoing)
                     continue
                 # Embedding chunks run under ids of their own; the client knows only its own.
-                self._send(outgoing.model_copy(update={"request_id": request_id}))
+                self._send(typed_message(outgoing).model_copy(update={"request_id": request_id}))

@@ -21,7 +21,11 @@ from starlette.middleware.cors import CORSMiddleware
 from paddler_tui.protocol.envelope import ContinueFromConversationHistory, GenerateEmbeddingBatch
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.protocol.inference_parameters import InferenceParameters
-from paddler_tui.protocol.inference_socket import InferenceServerMessage
+from paddler_tui.protocol.inference_socket import (
+    InferenceServerMessage,
+    OutgoingMessage,
+    typed_message,
+)
 from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
@@ -73,7 +77,8 @@ from paddler_tui.server.balancer.streaming import LiveStreamingResponse
 
 T = TypeVar("T")
 
-Messages = AsyncGenerator[InferenceServerMessage, None]
+# Relayed tokens among them: every route here reads tokens, so each message becomes models.
+Messages = AsyncGenerator[OutgoingMessage, None]
 
 
 def loaded_models(agents: Iterable[AgentController]) -> list[str]:
@@ -110,7 +115,7 @@ def collected(
     async def compute() -> Answer:
         async with contextlib.aclosing(messages) as stream:
             async for message in stream:
-                feed(message)
+                feed(typed_message(message))
                 if state.done:
                     break
         return state.answer()
@@ -132,7 +137,7 @@ def generation_feed(
 async def chat_events(completion: ChatCompletion, messages: Messages) -> AsyncIterator[bytes]:
     async with contextlib.aclosing(messages) as stream:
         async for message in stream:
-            event = generation_event(message)
+            event = generation_event(typed_message(message))
             if event is not None:
                 for chunk in completion.chunks(event):
                     yield sse_data(chunk)
@@ -142,7 +147,7 @@ async def chat_events(completion: ChatCompletion, messages: Messages) -> AsyncIt
 async def responses_events(output: ResponsesOutput, messages: Messages) -> AsyncIterator[bytes]:
     async with contextlib.aclosing(messages) as stream:
         async for message in stream:
-            event = generation_event(message)
+            event = generation_event(typed_message(message))
             if event is not None:
                 for payload in output.events(event):
                     yield sse_event(payload)

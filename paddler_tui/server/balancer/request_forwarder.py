@@ -8,11 +8,10 @@ the agent confirms (its terminal response) or another item timeout passes, as Pa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncGenerator
 
-from paddler_tui.protocol.agent_socket import ToAgentRequest
+from paddler_tui.protocol.agent_socket import RelayedToken, ToAgentRequest
 from paddler_tui.protocol.embedding import is_terminal as embedding_is_terminal
 from paddler_tui.protocol.envelope import (
     ContinueFromConversationHistory,
@@ -24,7 +23,12 @@ from paddler_tui.protocol.envelope import (
 )
 from paddler_tui.protocol.generated_token import Done
 from paddler_tui.protocol.generated_token import is_terminal as token_is_terminal
-from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
+from paddler_tui.protocol.inference_socket import (
+    OutgoingMessage,
+    RelayedResponse,
+    ResponseEnvelope,
+    ResponseHead,
+)
 from paddler_tui.protocol.monitor import MonitorEventKind, RequestKind
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.agent_controller import (
@@ -34,6 +38,7 @@ from paddler_tui.server.balancer.agent_controller import (
     ChannelItem,
 )
 from paddler_tui.server.balancer.agent_pool import SlotLease
+from paddler_tui.server.balancer.mailbox import Mailbox
 from paddler_tui.server.balancer.monitor_hub import MonitorHub
 from paddler_tui.server.balancer.slot_buffer import (
     BufferOverflowError,
@@ -67,6 +72,8 @@ def error_envelope(request_id: str, error: tuple[int, str]) -> ErrorEnvelope:
 
 
 def is_terminal_response(response: ChannelItem) -> bool:
+    if isinstance(response, RelayedToken):
+        return False
     if isinstance(response, GeneratedToken):
         return token_is_terminal(response.value)
     if isinstance(response, EmbeddingResponse):
@@ -86,6 +93,15 @@ def usage_of(response: GeneratedToken | EmbeddingResponse) -> TokenUsage | None:
     if isinstance(response, GeneratedToken) and isinstance(response.value, Done):
         return response.value.usage
     return None
+
+
+def interrupted(
+    reason: AgentDisconnectedError | BalancerShuttingDownError,
+) -> tuple[MonitorEventKind, tuple[int, str]]:
+    """The feed's event kind and the client's error when a request loses its agent."""
+    if isinstance(reason, AgentDisconnectedError):
+        return "agent_lost", AGENT_GONE
+    return "shutting_down", SHUTTING_DOWN
 
 
 def describe_result(response: GeneratedToken | EmbeddingResponse) -> str:
@@ -108,19 +124,68 @@ class RequestForwarder:
 
     async def forward(
         self, request_id: str, request: ToAgentRequest
-    ) -> AsyncGenerator[InferenceServerMessage, None]:
+    ) -> AsyncGenerator[OutgoingMessage, None]:
         """Every message for the client, ending with a terminal response or an error.
 
         Closing the iterator early (client gone) stops the agent and drains in the background.
         """
-        self.monitor.buffered(request_id, request_kind(request))
+        monitor = self.monitor
+        monitor.buffered(request_id, request_kind(request))
         lease = await self._acquire(request_id)
         if isinstance(lease, ErrorEnvelope):
             yield lease
             return
-        async with contextlib.aclosing(self._relay(request_id, request, lease)) as relay:
-            async for message in relay:
-                yield message
+        agent = lease.agent
+        head = ResponseHead(agent.name, request_id)
+        monitor.running(request_id, agent)
+        channel = agent.open_channel(request_id)
+        finished = timed_out = False
+        try:
+            try:
+                await agent.send_request(request_id, request)
+            except Exception as error:  # the socket broke under us
+                logger.warning("sending %s to agent %s failed: %s", request_id, agent.id, error)
+                finished = True
+                monitor.finished(request_id, "agent_lost", SEND_FAILED[1])
+                yield error_envelope(request_id, SEND_FAILED)
+                return
+            while True:
+                item = await self._next_item(channel)
+                # Relayed tokens first, being most items; they are never terminal.
+                if isinstance(item, RelayedToken):
+                    monitor.item(request_id, token=True)
+                    yield RelayedResponse(head, item)
+                elif isinstance(item, GeneratedToken | EmbeddingResponse):
+                    finished = is_terminal_response(item)
+                    if finished:
+                        monitor.finished(
+                            request_id, "request_completed", describe_result(item), usage_of(item)
+                        )
+                    else:
+                        monitor.item(request_id, token=True)
+                    yield ResponseEnvelope(
+                        generated_by=agent.name, request_id=request_id, response=item
+                    )
+                    if finished:
+                        return
+                elif item is None:
+                    timed_out = True
+                    timeout = item_timeout_error(self.item_timeout_ms)
+                    monitor.event("item_timeout", timeout[1], request_id=request_id, agent=agent)
+                    yield error_envelope(request_id, timeout)
+                    return
+                elif isinstance(item, AgentDisconnectedError | BalancerShuttingDownError):
+                    finished = True
+                    kind, interruption = interrupted(item)
+                    monitor.finished(request_id, kind, interruption[1])
+                    yield error_envelope(request_id, interruption)
+                    return
+        finally:
+            if finished:
+                agent.close_channel(request_id)
+                lease.release()
+            else:
+                self._drain_later(request_id, agent, channel, lease, timed_out=timed_out)
 
     async def _acquire(self, request_id: str) -> SlotLease | ErrorEnvelope:
         """A slot, or the error envelope that ends the request while it was buffered."""
@@ -140,74 +205,10 @@ class RequestForwarder:
         self.monitor.finished(request_id, kind, error[1])
         return error_envelope(request_id, error)
 
-    async def _relay(
-        self, request_id: str, request: ToAgentRequest, lease: SlotLease
-    ) -> AsyncGenerator[InferenceServerMessage, None]:
-        monitor = self.monitor
-        agent = lease.agent
-        monitor.running(request_id, agent)
-        channel = agent.open_channel(request_id)
-        finished = timed_out = False
-        try:
-            try:
-                await agent.send_request(request_id, request)
-            except Exception as error:  # the socket broke under us
-                logger.warning("sending %s to agent %s failed: %s", request_id, agent.id, error)
-                finished = True
-                monitor.finished(request_id, "agent_lost", SEND_FAILED[1])
-                yield error_envelope(request_id, SEND_FAILED)
-                return
-            while True:
-                item = await self._next_item(channel)
-                if item is None:
-                    timed_out = True
-                    timeout = item_timeout_error(self.item_timeout_ms)
-                    monitor.event("item_timeout", timeout[1], request_id=request_id, agent=agent)
-                    yield error_envelope(request_id, timeout)
-                    return
-                if isinstance(item, AgentDisconnectedError):
-                    finished = True
-                    monitor.finished(request_id, "agent_lost", AGENT_GONE[1])
-                    yield error_envelope(request_id, AGENT_GONE)
-                    return
-                if isinstance(item, BalancerShuttingDownError):
-                    finished = True
-                    monitor.finished(request_id, "shutting_down", SHUTTING_DOWN[1])
-                    yield error_envelope(request_id, SHUTTING_DOWN)
-                    return
-                if not isinstance(item, GeneratedToken | EmbeddingResponse):
-                    continue
-                if is_terminal_response(item):
-                    finished = True
-                    monitor.finished(
-                        request_id, "request_completed", describe_result(item), usage_of(item)
-                    )
-                else:
-                    monitor.item(request_id, token=True)
-                yield ResponseEnvelope(
-                    generated_by=agent.name, request_id=request_id, response=item
-                )
-                if finished:
-                    return
-        finally:
-            if finished:
-                agent.close_channel(request_id)
-                lease.release()
-            else:
-                if not timed_out:
-                    monitor.event(
-                        "client_cancelled",
-                        "the client left; stopping the agent",
-                        request_id=request_id,
-                        agent=agent,
-                    )
-                monitor.draining(request_id)
-                self._drain_later(request_id, agent, channel, lease)
-
-    async def _next_item(self, channel: asyncio.Queue[ChannelItem]) -> ChannelItem | None:
+    async def _next_item(self, channel: Mailbox[ChannelItem]) -> ChannelItem | None:
         """The next item, or None after a whole item timeout without one."""
         # Tokens often arrive in bursts; skip the timer when one is already waiting.
-        with contextlib.suppress(asyncio.QueueEmpty):
+        if not channel.empty():
             return channel.get_nowait()
         try:
             async with asyncio.timeout(self.item_timeout_ms / 1000):
@@ -219,9 +220,19 @@ class RequestForwarder:
         self,
         request_id: str,
         agent: AgentController,
-        channel: asyncio.Queue[ChannelItem],
+        channel: Mailbox[ChannelItem],
         lease: SlotLease,
+        *,
+        timed_out: bool,
     ) -> None:
+        if not timed_out:
+            self.monitor.event(
+                "client_cancelled",
+                "the client left; stopping the agent",
+                request_id=request_id,
+                agent=agent,
+            )
+        self.monitor.draining(request_id)
         task = asyncio.create_task(self._drain(request_id, agent, channel, lease))
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
@@ -230,7 +241,7 @@ class RequestForwarder:
         self,
         request_id: str,
         agent: AgentController,
-        channel: asyncio.Queue[ChannelItem],
+        channel: Mailbox[ChannelItem],
         lease: SlotLease,
     ) -> None:
         """Stop the agent and keep the slot until it confirms or goes quiet."""
