@@ -140,14 +140,15 @@ async def test_sigterm_answers_running_and_buffered_clients_503_and_exits_within
         assert buffered_error.error == SHUTTING_DOWN_ERROR
 
         errors: dict[str, object] = {}
-        try:
-            while len(errors) < 2:
+        with pytest.raises(ConnectionClosed) as closed:
+            while True:
                 frame = json.loads(await socket.recv())
                 if "Error" in frame:
                     errors[frame["Error"]["request_id"]] = frame["Error"]["error"]
-        except ConnectionClosed:
-            pass
         assert errors == {"running": SHUTTING_DOWN, "buffered": SHUTTING_DOWN}
+        # Paddler's close: after every request's error, 1001 "Server shutting down".
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "Server shutting down")
 
         exit_code = await asyncio.to_thread(cluster.b.wait, 5.0)
         assert exit_code == 0

@@ -1,10 +1,11 @@
-"""A client that stops reading its HTTP stream (issue 8, fault test 4).
+"""A client that stops reading its HTTP stream or inference socket (issue 8, fault test 4).
 
 A fake agent floods the slow client's request with large tokens until every buffer between the
 balancer and the client is full, so the balancer's next write waits. Another client's stream is
 served meanwhile, and once a write has waited the item timeout the balancer stops the slow
 request (the agent hears StopRespondingTo, the slot comes back) and closes its connection. The
-same holds for the native NDJSON stream and the OpenAI service's SSE stream.
+same holds for the native NDJSON stream, the OpenAI service's SSE stream and the inference
+WebSocket.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import asyncio
 import json
 import socket
 from collections.abc import Callable
+from functools import partial
 
 import pytest
+from websockets.client import ClientProtocol
+from websockets.uri import parse_uri
 
 from tests.balancer.cluster import (
     Cluster,
@@ -23,6 +27,7 @@ from tests.balancer.cluster import (
     collect,
     http_client,
     raw_prompt_body,
+    socket_request,
     watch_agents,
 )
 from tests.balancer.pool_fakes import done, token
@@ -53,6 +58,25 @@ def post_and_never_read(addr: str, path: str, body: object) -> socket.socket:
     return sock
 
 
+def open_socket_and_never_read(url: str, request: str) -> socket.socket:
+    """A WebSocket client on a raw socket: handshake, one request, then no more reading."""
+    protocol = ClientProtocol(parse_uri(url))
+    protocol.send_request(protocol.connect())
+    host, port = url.removeprefix("ws://").split("/", 1)[0].rsplit(":", 1)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    sock.sendall(b"".join(protocol.data_to_send()))
+    while protocol.handshake_exc is None and not protocol.events_received():
+        protocol.receive_data(sock.recv(1))  # byte by byte: nothing past the handshake
+        if protocol.state.name == "OPEN":
+            break
+    assert protocol.state.name == "OPEN", protocol.handshake_exc
+    protocol.send_text(request.encode())
+    sock.sendall(b"".join(protocol.data_to_send()))
+    return sock
+
+
 def read_to_end(sock: socket.socket, timeout: float) -> bytes:
     sock.settimeout(timeout)
     received = bytearray()
@@ -61,7 +85,7 @@ def read_to_end(sock: socket.socket, timeout: float) -> bytes:
     return bytes(received)
 
 
-@pytest.mark.parametrize("service", ["native", "openai"])
+@pytest.mark.parametrize("service", ["native", "openai", "socket"])
 async def test_a_client_that_stops_reading_blocks_no_one_and_is_stopped_at_the_item_timeout(
     make_cluster: Callable[[str], Cluster], service: str
 ) -> None:
@@ -75,6 +99,13 @@ async def test_a_client_that_stops_reading_blocks_no_one_and_is_stopped_at_the_i
         if service == "native"
         else (balancer.openai_addr, CHAT, STREAMED_CHAT)
     )
+    never_read = (
+        partial(
+            open_socket_and_never_read, balancer.inference_socket_url, socket_request("s", 1000)
+        )
+        if service == "socket"
+        else partial(post_and_never_read, addr, path, body)
+    )
     loop = asyncio.get_running_loop()
     async with (
         FakeAgent(cluster.b, slots=2, answer_stops=True) as fake,
@@ -83,7 +114,7 @@ async def test_a_client_that_stops_reading_blocks_no_one_and_is_stopped_at_the_i
     ):
         await agents.until(lambda s: len(s.agents) == 1)
         started = loop.time()
-        slow = await asyncio.to_thread(post_and_never_read, addr, path, body)
+        slow = await asyncio.to_thread(never_read)
         try:
             slow_request = await fake.next_request()
             for _ in range(FLOOD_TOKENS):
@@ -103,10 +134,12 @@ async def test_a_client_that_stops_reading_blocks_no_one_and_is_stopped_at_the_i
             await agents.until(lambda s: busy(s) == 0, timeout=5)
             # The connection ends unfinished: no last chunk of the chunked body.
             received = await asyncio.to_thread(read_to_end, slow, 10)
-            assert received.startswith(b"HTTP/1.1 200")
-            assert not received.endswith(b"0\r\n\r\n")
+            if service != "socket":
+                assert received.startswith(b"HTTP/1.1 200")
+                assert not received.endswith(b"0\r\n\r\n")
         finally:
             slow.close()
     log = cluster.b.log_text()
-    assert "a client read nothing for 2.0 s; ending its stream" in log
+    ending = "closing its inference socket" if service == "socket" else "ending its stream"
+    assert f"a client read nothing for 2.0 s; {ending}" in log
     assert "Traceback" not in log

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from paddler_tui.net_address import HostPort
@@ -43,6 +44,10 @@ class Balancer:
     forwarder: RequestForwarder = field(init=False)
     cluster: ClusterState = field(init=False)
     monitor: MonitorHub = field(init=False)
+    # Set when shutdown begins; the inference sockets then close with Paddler's 1001.
+    stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    # The tasks serving open inference sockets, so shutdown can wait for their close frames.
+    socket_sessions: set[asyncio.Task[None]] = field(init=False, default_factory=set)
 
     def __post_init__(self) -> None:
         self.pool = AgentPool()

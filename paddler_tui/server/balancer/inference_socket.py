@@ -3,6 +3,11 @@
 Many requests share one socket, each under the client's own id. Beyond Paddler, a
 ``GenerateEmbeddingBatch`` request is served here too, and a request that fails validation is
 answered with an error envelope instead of closing the whole socket.
+
+A client that stops reading is treated like one that stops reading its HTTP stream: once a
+write has waited the item timeout, its requests are stopped (their slots come back) and the
+socket is dropped. At shutdown, in-flight requests get their "balancer is shutting down" error,
+then the socket closes with 1001 "Server shutting down", as Paddler's does.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 
 from paddler_tui.protocol.envelope import (
     ContinueFromConversationHistory,
@@ -46,12 +51,17 @@ from paddler_tui.server.balancer.request_forwarder import error_envelope
 
 logger = logging.getLogger(__name__)
 
+GOING_AWAY = 1001
+SHUTDOWN_REASON = "Server shutting down"
+# How long a shutting-down socket waits for its requests' errors to be queued before closing.
+REQUESTS_END_GRACE_S = 1.0
+
 
 class InferenceSocketSession:
     def __init__(self, socket: WebSocket, balancer: Balancer) -> None:
         self._socket = socket
         self._balancer = balancer
-        self._outgoing: Mailbox[str] = Mailbox()
+        self._outgoing: Mailbox[str | None] = Mailbox()  # None: close, the balancer stops
         self._requests: dict[str, asyncio.Task[None]] = {}
 
     def _send(self, message: OutgoingMessage) -> None:
@@ -62,22 +72,45 @@ class InferenceSocketSession:
         cluster = self._balancer.cluster
         if not cluster.token_generation_enabled:
             self._send(ServerNotificationEnvelope(value=TokenGenerationDisabledNotification()))
+        sessions = self._balancer.socket_sessions
+        this = asyncio.current_task()
+        assert this is not None  # an ASGI app always runs in a task
+        sessions.add(this)
+        # Reading ends with the client, writing with a client that reads nothing or a close.
+        ending = [asyncio.create_task(self._read()), asyncio.create_task(self._write())]
         background = [
-            asyncio.create_task(self._write()),
             asyncio.create_task(self._announce_mode_changes()),
+            asyncio.create_task(self._close_at_shutdown()),
         ]
         try:
-            await self._read()
-        except WebSocketDisconnect:
-            pass
+            await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (*self._requests.values(), *background):
+            tasks = [*self._requests.values(), *ending, *background]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._requests.values(), *background, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            sessions.discard(this)
 
     async def _write(self) -> None:
-        while True:
-            await self._socket.send_text(await self._outgoing.get())
+        timeout = self._balancer.item_timeout_s
+        while (text := await self._outgoing.get()) is not None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._socket.send_text(text)
+            except TimeoutError:
+                logger.warning(
+                    "a client read nothing for %.1f s; closing its inference socket", timeout
+                )
+                return
+        with contextlib.suppress(Exception):  # a client already gone needs no close frame
+            async with asyncio.timeout(timeout):
+                await self._socket.close(GOING_AWAY, SHUTDOWN_REASON)
+
+    async def _close_at_shutdown(self) -> None:
+        await self._balancer.stopping.wait()
+        if self._requests:  # they end at once with "balancer is shutting down"
+            await asyncio.wait(self._requests.values(), timeout=REQUESTS_END_GRACE_S)
+        self._outgoing.put_nowait(None)
 
     async def _announce_mode_changes(self) -> None:
         cluster = self._balancer.cluster

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 WEBSOCKET_MAX_BYTES = 50 * 1024 * 1024
 WEBSOCKET_PING_INTERVAL_S = 3.0
 GRACEFUL_SHUTDOWN_S = 2
+# How long shutdown waits for inference sockets to send their errors and close frames.
+SOCKET_CLOSE_GRACE_S = 2.0
 
 
 class BindError(Exception):
@@ -77,6 +79,10 @@ async def serve_balancer(
     log_level: str = "warning",
 ) -> None:
     """Run every service on its bound socket until ``stopping`` is set."""
+    # What is loaded by now lives as long as the process. Frozen, it is left out of the cyclic
+    # collector's full passes, which otherwise stall every stream for tens of milliseconds.
+    gc.collect()
+    gc.freeze()
     factories: dict[str, Callable[[Balancer], ASGIApp]] = {
         "inference service": create_inference_app,
         "management service": create_management_app,
@@ -128,7 +134,11 @@ async def serve_balancer(
         # Waiting and streaming clients hear "balancer is shutting down" before sockets close.
         balancer.buffer.close()
         balancer.pool.shut_down()
+        balancer.stopping.set()
         await asyncio.sleep(0.05)
+        # Before uvicorn's own shutdown, which would close them with 1012 instead.
+        if balancer.socket_sessions:
+            await asyncio.wait(balancer.socket_sessions, timeout=SOCKET_CLOSE_GRACE_S)
         for server in servers:
             server.should_exit = True
         await balancer.forwarder.close()
@@ -179,10 +189,6 @@ def run_balancer(settings: BalancerSettings, *, log_level: str) -> int:
         except StartupError as error:
             print(f"paddler-tui balancer: {error}", file=sys.stderr)
             return 1
-        # What is loaded by now lives as long as the process. Frozen, it is left out of the
-        # cyclic collector's full passes, which otherwise stall every stream for tens of ms.
-        gc.collect()
-        gc.freeze()
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
