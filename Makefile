@@ -26,8 +26,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $@
 
 lint: $(STAMP)
-	$(BIN)/ruff check conftest.py paddler_tui tests snapshots bench
-	$(BIN)/ruff format --check conftest.py paddler_tui tests snapshots bench
+	$(BIN)/ruff check paddler_tui tests snapshots bench
+	$(BIN)/ruff format --check paddler_tui tests snapshots bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict paddler_tui
@@ -35,8 +35,8 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	@# The real-terminal test drives the TUI in tmux.
 	command -v tmux >/dev/null || (apt-get update && apt-get install -y tmux)
-	@# -rfER: the summary names every failure, error and rerun.
-	$(BIN)/pytest -rfER $(PYTEST_ARGS)
+	@# -rfE: the summary names every failure and error.
+	$(BIN)/pytest -rfE $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
