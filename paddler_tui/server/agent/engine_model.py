@@ -98,12 +98,13 @@ def _init_backend() -> None:
             _backend_ready = True
 
 
-def _meta_string(getter: Callable[..., Any], model: Pointer, index: int) -> str | None:
-    """Call a snprintf-style metadata getter, growing the buffer until the value fits."""
+def _meta_string(getter: Callable[..., Any], model: Pointer, which: int | bytes) -> str | None:
+    """Call a snprintf-style metadata getter (by index or key), growing the buffer until the
+    value fits; None if there is no such entry."""
     size = 256
     while True:
         buffer = ctypes.create_string_buffer(size)
-        needed = int(getter(model, index, buffer, size))
+        needed = int(getter(model, which, buffer, size))
         if needed < 0:
             return None
         if needed < size:
@@ -194,6 +195,9 @@ class ModelContext:
                 entries[key] = value or ""
         return dict(sorted(entries.items()))
 
+    def metadata_value(self, key: str) -> str | None:
+        return _meta_string(llama_cpp.llama_model_meta_val_str, self.model, key.encode())
+
     def _attends_causally(self) -> bool:
         """Whether each token sees only the tokens before it, so sequences can share a prefix.
 
@@ -208,9 +212,8 @@ class ModelContext:
             or llama_cpp.llama_model_is_diffusion(model)
         ):
             return False
-        metadata = self.metadata()
-        architecture = metadata.get("general.architecture", "")
-        return metadata.get(f"{architecture}.attention.causal", "true") != "false"
+        architecture = self.metadata_value("general.architecture") or ""
+        return self.metadata_value(f"{architecture}.attention.causal") != "false"
 
     def chat_template(self) -> str | None:
         raw = llama_cpp.llama_model_chat_template(self.model, None)
