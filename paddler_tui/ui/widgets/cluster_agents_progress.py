@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from paddler_tui.ui.cluster_apply import AgentApplyState
 from paddler_tui.ui.monitor_view import AgentRow
 from paddler_tui.ui.table_fit import fit_columns
+from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-COLUMNS = ("agent", "apply", "state", "slots", "model", "download", "issues")
+COLUMNS = plain_columns("agent", "apply", "state", "slots", "model", "download", "issues")
 
 
-class ClusterAgentsProgress(DataTable[Text]):
+class ClusterAgentsProgress(LiveTable):
     DEFAULT_CSS: ClassVar[str] = """
     ClusterAgentsProgress {
         height: auto;
@@ -24,24 +24,15 @@ class ClusterAgentsProgress(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        super().__init__(COLUMNS, id=id)
         self.border_title = "agents"
-
-    def on_mount(self) -> None:
-        self._ensure_columns()
-
-    def _ensure_columns(self) -> None:
-        # Data can arrive before this table's own mount handler ran.
-        if not self.columns:
-            for column in COLUMNS:
-                self.add_column(Text(column), key=column)
 
     def show(
         self,
         rows: list[tuple[AgentRow, AgentApplyState | None]],
         styles: dict[str, str],
     ) -> None:
-        self._ensure_columns()
+        self.ensure_columns()
         self.clear()
         for row, apply_state in rows:
             self.add_row(

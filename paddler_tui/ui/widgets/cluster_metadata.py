@@ -7,9 +7,10 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Label, Select
+from textual.widgets import Label, Select
 
 from paddler_tui.ui.table_fit import fit_columns
+from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
 # Long values (templates, licences) are cut in the table; the template has its own tab.
 VALUE_WIDTH = 160
@@ -32,18 +33,7 @@ class ClusterMetadata(Vertical):
         with Horizontal():
             yield Label("agent")
             yield Select[str]([], prompt="no agent with a model", compact=True, id="metadata-agent")
-        table: DataTable[Text] = DataTable(cursor_type="row", zebra_stripes=True)
-        yield table
-
-    def on_mount(self) -> None:
-        self._ensure_columns()
-
-    def _ensure_columns(self) -> None:
-        # Metadata can arrive before this widget's own mount handler ran.
-        table = self.query_one(DataTable)
-        if not table.columns:
-            table.add_column(Text("key"), key="key")
-            table.add_column(Text("value"), key="value")
+        yield LiveTable(plain_columns("key", "value"))
 
     def set_agents(self, agents: list[tuple[str, str]]) -> None:
         """``(label, agent id)`` of the agents that have a model; keeps the current choice."""
@@ -62,8 +52,8 @@ class ClusterMetadata(Vertical):
         return None if select.is_blank() else str(select.value)
 
     def show(self, metadata: dict[str, str] | None, note: str = "") -> None:
-        self._ensure_columns()
-        table = self.query_one(DataTable)
+        table = self.query_one(LiveTable)
+        table.ensure_columns()
         table.clear()
         if metadata is None:
             table.add_row(Text(note or "no model loaded", style="dim"), Text(""))

@@ -5,15 +5,14 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from paddler_tui.ui.monitor_view import AgentRow
-from paddler_tui.ui.table_fit import show_keyed_rows
+from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-COLUMNS = ("agent", "slots", "model", "state", "download", "issues")
+COLUMNS = plain_columns("agent", "slots", "model", "state", "download", "issues")
 
 
-class MonitorAgentsTable(DataTable[Text]):
+class MonitorAgentsTable(LiveTable):
     """One row per agent, keyed by agent id; rows come and go with the agents."""
 
     DEFAULT_CSS: ClassVar[str] = """
@@ -24,21 +23,10 @@ class MonitorAgentsTable(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-
-    def on_mount(self) -> None:
-        self._ensure_columns()
-
-    def _ensure_columns(self) -> None:
-        # Data can arrive before this table's own mount handler ran.
-        if not self.columns:
-            for column in COLUMNS:
-                self.add_column(Text(column), key=column)
+        super().__init__(COLUMNS, id=id)
 
     def show(self, rows: list[AgentRow], *, warning: str, error: str) -> None:
-        self._ensure_columns()
-        keyed = [(row.id, _cells(row, warning=warning, error=error)) for row in rows]
-        show_keyed_rows(self, COLUMNS, keyed)
+        self.show_keyed([(row.id, _cells(row, warning=warning, error=error)) for row in rows])
 
 
 def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:

@@ -5,16 +5,15 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
-from textual.widgets import DataTable
 
 from paddler_tui.ui.monitor_view import RequestRow
-from paddler_tui.ui.table_fit import show_keyed_rows
+from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-COLUMNS = ("request", "kind", "phase", "agent", "tokens", "clock")
+COLUMNS = plain_columns("request", "kind", "phase", "agent", "tokens", "clock")
 SHORT_ID = 8
 
 
-class MonitorRequestsTable(DataTable[Text]):
+class MonitorRequestsTable(LiveTable):
     """The clock turns warning, then error colour, as it nears the timeout."""
 
     DEFAULT_CSS: ClassVar[str] = """
@@ -25,19 +24,9 @@ class MonitorRequestsTable(DataTable[Text]):
     """
 
     def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-
-    def on_mount(self) -> None:
-        self._ensure_columns()
-
-    def _ensure_columns(self) -> None:
-        # Data can arrive before this table's own mount handler ran.
-        if not self.columns:
-            for column in COLUMNS:
-                self.add_column(Text(column), key=column)
+        super().__init__(COLUMNS, id=id)
 
     def show(self, rows: list[RequestRow], *, styles: dict[str, str]) -> None:
-        self._ensure_columns()
         keyed = [
             (
                 row.id,
@@ -52,4 +41,4 @@ class MonitorRequestsTable(DataTable[Text]):
             )
             for row in rows
         ]
-        show_keyed_rows(self, COLUMNS, keyed)
+        self.show_keyed(keyed)
