@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from textual import events
 
 from paddler_tui.protocol.envelope import ErrorDetails
 from paddler_tui.protocol.generated_token import (
@@ -93,6 +94,36 @@ async def test_answer_streams_with_thinking_and_footer(fake: FakeBalancer, tmp_p
     assert [m.text_content() for m in request.conversation_history] == ["Hi!"]
     assert request.max_tokens == 1024
     assert request.enable_thinking is False
+
+
+async def test_keys_typed_ahead_of_enter_all_reach_the_message(
+    fake: FakeBalancer, tmp_path: Path
+) -> None:
+    seen, fake.script.conversation = numbered_answers()
+    app = make_app(fake, tmp_path)
+    text = "what is the capital of France?"
+    names = {" ": "space", "?": "question_mark"}
+    async with app.run_test() as pilot:
+        await chat_screen(pilot)
+        # As a fast typist or an unbracketed paste delivers them: all queued before the first
+        # is handled, Enter last.
+        for character in text:
+            app.post_message(events.Key(names.get(character, character), character))
+        app.post_message(events.Key("enter", "\r"))
+        await wait_until(pilot, lambda: bool(seen), what="the request")
+    assert [m.text_content() for m in seen[0].conversation_history] == [text]
+
+
+async def test_a_remapped_send_key_leaves_enter_to_break_the_line(
+    fake: FakeBalancer, tmp_path: Path
+) -> None:
+    seen, fake.script.conversation = numbered_answers()
+    app = make_app(fake, tmp_path, TuiConfig(cursor_blink=False, keymap={"chat.send": "f8"}))
+    async with app.run_test() as pilot:
+        await chat_screen(pilot)
+        await pilot.press("a", "enter", "b", "ctrl+j", "c", "f8")
+        await wait_until(pilot, lambda: bool(seen), what="the request")
+    assert [m.text_content() for m in seen[0].conversation_history] == ["a\nb\nc"]
 
 
 async def test_escape_stops_the_answer_midway(fake: FakeBalancer, tmp_path: Path) -> None:

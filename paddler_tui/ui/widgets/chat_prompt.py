@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import TextArea
@@ -20,17 +21,11 @@ class ChatPrompt(TextArea):
     Ctrl+J is there because many terminals cannot tell Shift+Enter from Enter.
     """
 
-    # Priority, because TextArea consumes Enter before ordinary bindings see it.
+    # Not priority bindings: those run as a key arrives, before the keys typed just ahead of it
+    # reach the text, so a fast typist or a paste could send half a message. See _on_key.
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "submit", "Send", id="chat.send", priority=True),
-        Binding(
-            "shift+enter,ctrl+j",
-            "newline",
-            "New line",
-            id="chat.newline",
-            priority=True,
-            show=False,
-        ),
+        Binding("enter", "submit", "Send", id="chat.send"),
+        Binding("shift+enter,ctrl+j", "newline", "New line", id="chat.newline", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -64,6 +59,13 @@ class ChatPrompt(TextArea):
             classes=classes,
         )
         self.cursor_blink = cursor_blink
+
+    async def _on_key(self, event: events.Key) -> None:
+        # TextArea would insert a key bound here (Enter) and stop it; left alone, it reaches the
+        # bindings in turn, after the keys before it. Active bindings carry the user's keymap.
+        active = self.screen.active_bindings.get(event.key)
+        if active is not None and active.node is self:
+            event.prevent_default()
 
     def action_submit(self) -> None:
         text = self.text.strip()
