@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import socket
 import statistics
@@ -36,6 +34,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES, default_thread_count
@@ -310,11 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"greedy texts identical to the baseline: {same_text:.0%}")
 
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "model": Path(model).name,
         "threads": args.threads,
         "context_size": args.context_size,

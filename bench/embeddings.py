@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import platform
 import sys
 import threading
 import time
@@ -36,6 +34,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES, default_thread_count
@@ -187,11 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     agreement = min(result["lowest_cosine_similarity"] for result in sets.values())
     print(f"lowest cosine similarity between the two: {agreement:.6f}")
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "model": Path(model).name,
         "threads": args.threads,
         "context_size": args.context_size,

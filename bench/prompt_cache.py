@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import threading
 import time
@@ -31,6 +29,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.common import machine
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import default_thread_count
@@ -212,11 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens per answer")
     results = {dtype: compare(args, model, dtype) for dtype in args.cache_dtypes.split(",")}
     report = {
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine(),
         "model": Path(model).name,
         "threads": args.threads,
         "context_size": args.context_size,
