@@ -8,6 +8,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent, TextArea
 
+from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.model_source import HuggingFace
 from paddler_tui.ui.screens.cluster import ClusterScreen
 from paddler_tui.ui.services import BalancerServices
@@ -16,6 +17,7 @@ from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
 from paddler_tui.ui.widgets.cluster_status import ClusterStatus
 from snapshots.screen_snapshots import SIZES, host, settle
 from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
+from tests.ui.monitor_script import PROBE_CRASHED
 from tests.ui.screen_host import wait_until
 
 TEMPLATE = (
@@ -57,6 +59,9 @@ def fake() -> Iterator[FakeBalancer]:
         ],
         desired_state=desired_state(MODEL, temperature=0.6, context_size=4096),
         metadata={"a1": METADATA},
+        # alpha's extra-buffers probe crashed; beta, still downloading, has no verdict yet.
+        live_monitor=True,
+        extra_buffers={"a1": ExtraBuffers(enabled=False, reason=PROBE_CRASHED)},
     )
     with FakeBalancer(script) as running:
         yield running
@@ -73,6 +78,7 @@ def screen(pilot: Pilot[object]) -> ClusterScreen:
 
 async def loaded(pilot: Pilot[object]) -> None:
     await wait_until(pilot, lambda: screen(pilot).loaded is not None)
+    await wait_until(pilot, lambda: bool(screen(pilot).extra_buffers))
     template = screen(pilot).query_one("#model-template", TextArea)
     await wait_until(pilot, lambda: template.text == TEMPLATE)
     await settle(pilot)

@@ -8,8 +8,10 @@ through the real codecs. Tests change what it serves with the setters, which are
 Served: ``/health``; agents, buffered requests (JSON and SSE); desired state GET/PUT (PUTs are
 recorded), applicable state; each agent's model metadata and chat template override; the
 monitor socket with scripted :class:`MonitorUpdate`\\ s (absent when ``monitor`` is ``None``, as in
-Paddler); the inference socket and ``/api/v1/generate_embedding_batch`` with embeddings computed
-from each document's text, and conversation requests answered with a scripted reply.
+Paddler) or, with ``live_monitor``, the agents as the real balancer shows them, with each
+agent's ``extra_buffers`` verdict (a paddler-tui agent's report); the inference socket and
+``/api/v1/generate_embedding_batch`` with embeddings computed from each document's text, and
+conversation requests answered with a scripted reply.
 
 On the socket each request streams on its own (``item_delay_s`` apart) and ``StopRespondingTo``
 cancels it, as on the real balancer; ``RawFrame`` items send malformed data on purpose.
@@ -34,6 +36,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from paddler_tui.protocol import codec
+from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.agent_status import (
     AgentControllerPoolSnapshot,
     AgentControllerSnapshot,
@@ -66,7 +69,13 @@ from paddler_tui.protocol.inference_socket import (
     encode_inference_server_message,
 )
 from paddler_tui.protocol.model_source import AgentDesiredModel, NoModel
-from paddler_tui.protocol.monitor import MonitorUpdate, encode_monitor_update
+from paddler_tui.protocol.monitor import (
+    MonitorAgent,
+    MonitorBuffer,
+    MonitorTimeouts,
+    MonitorUpdate,
+    encode_monitor_update,
+)
 from paddler_tui.protocol.requests import (
     ContinueFromConversationHistoryParams,
     GenerateEmbeddingBatchParams,
@@ -74,6 +83,8 @@ from paddler_tui.protocol.requests import (
 from paddler_tui.protocol.usage import TokenUsage
 
 EMBEDDINGS_DISABLED = "Embedding generation is not enabled in the inference parameters"
+# 2026-01-01 12:00:00 UTC: the live monitor's server time, so its frames never change.
+LIVE_MONITOR_TIME = 1_767_268_800_000
 
 
 def agent_snapshot(
@@ -146,6 +157,10 @@ class FakeScript:
     chat_template_overrides: dict[str, str] = field(default_factory=dict)
     # None: no monitor socket, the upgrade is refused (as by Paddler).
     monitor: list[MonitorUpdate] | None = None
+    # True: the monitor socket serves ``agents`` and ``buffered`` live instead of ``monitor``.
+    live_monitor: bool = False
+    # What each agent (by id) reports of llama.cpp's extra buffers; only the monitor shows it.
+    extra_buffers: dict[str, ExtraBuffers] = field(default_factory=dict)
     # False: GenerateEmbeddingBatch on the socket gets no answer at all (as from Paddler).
     socket_embeddings: bool = True
     embedding_dimensions: int = 8
@@ -228,6 +243,13 @@ class FakeBalancer:
         self.script.buffered = buffered
         self._notify()
 
+    def set_extra_buffers(self, agent_id: str, verdict: ExtraBuffers | None) -> None:
+        if verdict is None:
+            self.script.extra_buffers.pop(agent_id, None)
+        else:
+            self.script.extra_buffers[agent_id] = verdict
+        self._notify()
+
     def push_monitor_update(self, update: MonitorUpdate) -> None:
         assert self.script.monitor is not None
         self.script.monitor.append(update)
@@ -307,7 +329,7 @@ class FakeBalancer:
             Route("/api/v1/agent/{agent_id}/model_metadata", self._model_metadata),
             Route("/api/v1/agent/{agent_id}/chat_template_override", self._chat_template_override),
         ]
-        if self.script.monitor is not None:
+        if self.script.monitor is not None or self.script.live_monitor:
             routes.append(WebSocketRoute("/api/v1/monitor_socket", self._monitor_socket))
         return Starlette(routes=routes)
 
@@ -382,11 +404,48 @@ class FakeBalancer:
             return Response(b"null", media_type="application/json")
         return _json(ChatTemplate(content=content), ChatTemplate)
 
+    def _live_monitor_update(self) -> MonitorUpdate:
+        """The agents and buffer as the real balancer's monitor socket shows them."""
+        agents = []
+        for agent in self.script.agents:
+            verdict = self.script.extra_buffers.get(agent.id)
+            agents.append(
+                MonitorAgent(
+                    id=agent.id,
+                    name=agent.name,
+                    model_path=agent.model_path,
+                    state_application_status=agent.state_application_status,
+                    slots_total=agent.slots_total,
+                    slots_busy=agent.slots_processing,
+                    download_current=agent.download_current,
+                    download_total=agent.download_total,
+                    download_filename=agent.download_filename,
+                    issues=agent.issues,
+                    extra_buffers=verdict.enabled if verdict else None,
+                    extra_buffers_reason=verdict.reason if verdict else None,
+                )
+            )
+        return MonitorUpdate(
+            server_time=LIVE_MONITOR_TIME,
+            agents=agents,
+            buffer=MonitorBuffer(buffered=self.script.buffered, max_buffered=30, timeout_ms=10_000),
+            requests=[],
+            timeouts=MonitorTimeouts(
+                buffered_request_timeout_ms=10_000, inference_item_timeout_ms=30_000
+            ),
+            events=[],
+        )
+
     async def _monitor_socket(self, websocket: WebSocket) -> None:
         await websocket.accept()
         sent = 0
         with contextlib.suppress(WebSocketDisconnect, RuntimeError):
             async for _ in self._changes():
+                if self.script.live_monitor:
+                    await websocket.send_text(
+                        encode_monitor_update(self._live_monitor_update()).decode()
+                    )
+                    continue
                 updates = self.script.monitor or []
                 # Count what was sent, not the list's length: a test may push while sending.
                 for update in updates[sent:]:

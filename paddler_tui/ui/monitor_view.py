@@ -15,6 +15,7 @@ from typing import Literal
 
 from paddler_tui.protocol.agent_issue import AgentIssue
 from paddler_tui.protocol.monitor import MonitorAgent, MonitorEvent, MonitorRequest, MonitorUpdate
+from paddler_tui.ui.extra_buffers import repack_label
 
 Level = Literal["ok", "warning", "error"]
 
@@ -24,7 +25,7 @@ ERROR_FRACTION = 0.8
 SLOT_BAR_CELLS = 8
 
 _AGENT_LOST_SEND = "Failed to generate response"
-MODEL_NAME_WIDTH = 18
+MODEL_NAME_WIDTH = 16  # with the repack column, the cluster table still fits 80 columns
 ISSUES_WIDTH = 24
 _STATE_LABELS: dict[str, str] = {
     "Applied": "applied",
@@ -119,6 +120,7 @@ class AgentRow:
     total: int
     model: str
     state: str
+    repack: str
     download: str
     issues: str
 
@@ -139,6 +141,7 @@ def agent_row(agent: MonitorAgent) -> AgentRow:
         total=agent.slots_total,
         model=model_name(agent.model_path),
         state=_STATE_LABELS[agent.state_application_status],
+        repack=repack_label(agent.extra_buffers),
         download=download,
         issues=issue_summary(agent.issues),
     )

@@ -17,6 +17,14 @@ from paddler_tui.protocol.usage import TokenUsage
 
 # 2026-01-01 12:00:00 UTC, in milliseconds.
 T0 = 1_767_268_800_000
+# Extra-buffers verdicts as a paddler-tui agent words them (issue #12).
+PROBE_PASSED = "auto: the probe decoded with extra buffers on this host"
+PROBE_CRASHED = (
+    "auto: the extra-buffers probe killed by SIGSEGV while decoding with them; loading without "
+    "them (llama-server's --no-repack)"
+)
+REPACK_ON: dict[str, Any] = {"extra_buffers": True, "extra_buffers_reason": PROBE_PASSED}
+REPACK_CRASHED: dict[str, Any] = {"extra_buffers": False, "extra_buffers_reason": PROBE_CRASHED}
 
 
 def monitor_agent(agent_id: str, name: str, **fields: Any) -> MonitorAgent:
@@ -76,12 +84,16 @@ def event(second: int, kind: str, message: str, **fields: Any) -> MonitorEvent:
 
 
 def busy_minute() -> list[MonitorUpdate]:
-    """Agents join, requests run and pile up, one agent is lost (502), a buffer timeout (504)."""
+    """Agents join, requests run and pile up, one agent is lost (502), a buffer timeout (504).
+
+    alpha's extra-buffers probe crashed, so it runs without repacking; beta never says; gamma
+    repacks (its verdict is from the model it had before the download).
+    """
     usage = TokenUsage.zero().model_copy(update={"content_tokens": 40})
     updates = [
         update(
             0,
-            agents=[monitor_agent("a1", "alpha"), monitor_agent("a2", "beta")],
+            agents=[monitor_agent("a1", "alpha", **REPACK_CRASHED), monitor_agent("a2", "beta")],
             events=[
                 event(0, "agent_joined", "alpha joined", agent_id="a1", agent_name="alpha"),
                 event(0, "agent_joined", "beta joined", agent_id="a2", agent_name="beta"),
@@ -94,7 +106,7 @@ def busy_minute() -> list[MonitorUpdate]:
             update(
                 second,
                 agents=[
-                    monitor_agent("a1", "alpha", slots_busy=busy_alpha),
+                    monitor_agent("a1", "alpha", slots_busy=busy_alpha, **REPACK_CRASHED),
                     monitor_agent("a2", "beta", slots_busy=second % 3),
                 ],
                 buffered=second % 4,
@@ -114,7 +126,7 @@ def busy_minute() -> list[MonitorUpdate]:
         update(
             40,
             agents=[
-                monitor_agent("a1", "alpha", slots_busy=2),
+                monitor_agent("a1", "alpha", slots_busy=2, **REPACK_CRASHED),
                 monitor_agent(
                     "a3",
                     "gamma",
@@ -125,6 +137,7 @@ def busy_minute() -> list[MonitorUpdate]:
                     download_total=1200 * 2**20,
                     download_filename="Qwen3-0.6B-Q8_0.gguf",
                     issues=[ModelFileDoesNotExist(model_path="/models/missing.gguf")],
+                    **REPACK_ON,
                 ),
             ],
             buffered=3,

@@ -5,8 +5,11 @@ from __future__ import annotations
 from textual.widgets import Checkbox, DataTable, Input, TabbedContent, TextArea
 
 from paddler_tui.models import default_model_path
+from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.model_source import HuggingFace, LocalToAgent, NoModel
 from paddler_tui.ui.screens.cluster import ClusterScreen
+from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
+from paddler_tui.ui.widgets.cluster_agents_progress import ClusterAgentsProgress
 from paddler_tui.ui.widgets.cluster_chat_template import ClusterChatTemplate
 from paddler_tui.ui.widgets.cluster_model_source import ClusterModelSource
 from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
@@ -138,3 +141,40 @@ async def test_an_unreachable_balancer_is_said_plainly() -> None:
         await wait_until(pilot, lambda: "Cannot load" in status_text(app))
         await pilot.press("ctrl+r")
         await pilot.pause()
+
+
+def repack_cells(app: ScreenHost) -> dict[str, str]:
+    table = screen(app).query_one(ClusterAgentsProgress)
+    return {key.value or "": str(table.get_cell(key, "repack")) for key in table.rows}
+
+
+def repack_note(app: ScreenHost) -> str:
+    note = screen(app).query_one(AgentsRepackNote)
+    return str(note.render()) if note.display else ""
+
+
+async def test_extra_buffers_verdicts_come_from_the_monitor_socket() -> None:
+    crashed = ExtraBuffers(enabled=False, reason="auto: the probe killed by SIGSEGV")
+    script = FakeScript(live_monitor=True, extra_buffers={"a1": crashed})
+    with FakeBalancer(script) as fake:
+        app = host(fake)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: repack_cells(app) == {"a1": "off", "a2": "—"})
+            assert repack_note(app) == "alpha: repack off — auto: the probe killed by SIGSEGV"
+            fake.set_extra_buffers("a2", ExtraBuffers(enabled=True, reason="on: asked for"))
+            await wait_until(pilot, lambda: repack_cells(app) == {"a1": "off", "a2": "on"})
+            assert "beta: repack on — on: asked for" in repack_note(app)
+            # The agents stream still decides who is there.
+            fake.set_agents([agent_snapshot("a2", "beta")])
+            await wait_until(pilot, lambda: repack_cells(app) == {"a2": "on"})
+            assert repack_note(app) == "beta: repack on — on: asked for"
+
+
+async def test_against_paddler_the_verdicts_are_unknown() -> None:
+    with FakeBalancer() as fake:
+        app = host(fake)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_until(pilot, lambda: len(repack_cells(app)) == 2)
+            await pilot.pause(0.3)
+            assert repack_cells(app) == {"a1": "—", "a2": "—"}
+            assert repack_note(app) == ""

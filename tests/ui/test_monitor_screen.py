@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from paddler_tui.ui.screens.monitor import MonitorScreen
+from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_requests_table import MonitorRequestsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
@@ -45,6 +46,10 @@ async def test_it_follows_the_monitor_socket() -> None:
             assert "502 agent lost" in text
             assert "beta left" in text
             assert "buffered 3/30" in text
+            assert [str(agents.get_cell(key, "repack")) for key in ("a1", "a3")] == ["off", "on"]
+            note = str(screen(app).query_one(AgentsRepackNote).render())
+            assert note.startswith("alpha: repack off — auto: the extra-buffers probe killed by")
+            assert "gamma: repack on" in note
 
 
 async def test_pause_freezes_the_display_and_resume_catches_up() -> None:
@@ -74,6 +79,7 @@ async def test_without_the_monitor_socket_it_uses_the_sse_streams() -> None:
             fake.set_agents([agent_snapshot("a1", "alpha", slots_processing=2)])
             await wait_until(pilot, lambda: "beta left" in screen_text(app))
             assert "live via SSE streams" in screen_text(app)
+            assert not screen(app).query_one(AgentsRepackNote).display  # Paddler has no verdicts
             assert "██ 2/2" in screen_text(app)
             fake.set_buffered(2)
             await wait_until(pilot, lambda: "buffered 2" in screen_text(app))

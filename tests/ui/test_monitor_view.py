@@ -91,7 +91,7 @@ def test_agent_row() -> None:
     assert (row.name, row.slots, row.model, row.state) == (
         "alpha",
         "█░ 1/2",
-        "SmolLM2-135M-Inst…",
+        "SmolLM2-135M-In…",
         "retrying",
     )
     assert row.download == "25% 4.0MB"

@@ -1,7 +1,8 @@
 """The cluster settings: edit the desired state, apply it, watch the agents apply it.
 
 Everything goes through the management API Paddler has too (desired state GET/PUT, the agents
-stream, each agent's model metadata), so this screen works against Paddler unchanged.
+stream, each agent's model metadata), so this screen works against Paddler unchanged. Only the
+agents' extra-buffers verdicts come from the monitor socket, where the balancer has one.
 """
 
 from __future__ import annotations
@@ -24,12 +25,19 @@ from paddler_tui.protocol.desired_state import BalancerDesiredState, ChatTemplat
 from paddler_tui.protocol.model_source import AgentDesiredModel
 from paddler_tui.ui.async_iteration import closing
 from paddler_tui.ui.cluster_apply import ApplyTracker
+from paddler_tui.ui.extra_buffers import (
+    ExtraBuffers,
+    follow_extra_buffers,
+    repack_notes,
+    with_extra_buffers,
+)
 from paddler_tui.ui.model_source_text import ModelSourceError
 from paddler_tui.ui.monitor_fallback import monitor_agent
 from paddler_tui.ui.monitor_feed import RETRY_S
 from paddler_tui.ui.monitor_view import agent_row
 from paddler_tui.ui.parameter_form import parse_parameters
 from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
 from paddler_tui.ui.widgets.cluster_agents_progress import ClusterAgentsProgress
 from paddler_tui.ui.widgets.cluster_chat_template import ClusterChatTemplate
 from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
@@ -77,6 +85,7 @@ class ClusterScreen(Screen[None]):
         self._retry_s = retry_s
         self.loaded: BalancerDesiredState | None = None
         self.agents = AgentControllerPoolSnapshot(agents=[])
+        self.extra_buffers: dict[str, ExtraBuffers] = {}
         self.tracker: ApplyTracker | None = None
         self._enable_embeddings_when_loaded = False
         self._template_agent: str | None = None
@@ -102,6 +111,7 @@ class ClusterScreen(Screen[None]):
             with TabPane("Model metadata", id="tab-metadata"):
                 yield ClusterMetadata(id="metadata")
         yield ClusterAgentsProgress(id="agents")
+        yield AgentsRepackNote(id="repack")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -112,6 +122,7 @@ class ClusterScreen(Screen[None]):
     def _start(self) -> None:
         self._load_state()
         self._follow_agents()
+        self._follow_extra_buffers()
         self.set_interval(PROGRESS_TICK_S, self._tick)
 
     def _tick(self) -> None:
@@ -235,6 +246,17 @@ class ClusterScreen(Screen[None]):
                 pass  # the status line of the load or the PUT says so; keep trying
             await asyncio.sleep(self._retry_s)
 
+    @work(exclusive=True, group="cluster-extra-buffers")
+    async def _follow_extra_buffers(self) -> None:
+        services = self.services
+        verdicts = follow_extra_buffers(
+            services.management_addr, services.api_key, retry_s=self._retry_s
+        )
+        async with closing(verdicts):
+            async for current in verdicts:
+                self.extra_buffers = current
+                self._show_agents()
+
     def _take_agents(self, snapshot: AgentControllerPoolSnapshot) -> None:
         self.agents = snapshot
         if self.tracker is not None:
@@ -257,16 +279,17 @@ class ClusterScreen(Screen[None]):
             "error": variables.get("error", "red"),
             "success": variables.get("success", "green"),
         }
+        agents = [
+            with_extra_buffers(monitor_agent(a), self.extra_buffers) for a in self.agents.agents
+        ]
         self.query_one(ClusterAgentsProgress).show(
             [
-                (
-                    agent_row(monitor_agent(agent)),
-                    tracker.agent_state(agent, now) if tracker else None,
-                )
-                for agent in self.agents.agents
+                (agent_row(agent), tracker.agent_state(snapshot, now) if tracker else None)
+                for agent, snapshot in zip(agents, self.agents.agents, strict=True)
             ],
             styles,
         )
+        self.query_one(AgentsRepackNote).show(repack_notes(agents), warning=styles["warning"])
         if tracker is None:
             return
         summary = tracker.summary(self.agents, now)

@@ -20,6 +20,7 @@ from textual.widgets import Footer
 
 from paddler_tui.protocol.monitor import MonitorUpdate
 from paddler_tui.ui.async_iteration import closing
+from paddler_tui.ui.extra_buffers import repack_notes
 from paddler_tui.ui.monitor_feed import (
     RETRY_S,
     FeedConnected,
@@ -39,6 +40,7 @@ from paddler_tui.ui.monitor_view import (
     slot_totals,
 )
 from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_buffer_gauge import MonitorBufferGauge
 from paddler_tui.ui.widgets.monitor_event_log import MonitorEventLog
@@ -95,6 +97,7 @@ class MonitorScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield MonitorStatus(id="status")
         yield MonitorAgentsTable(id="agents")
+        yield AgentsRepackNote(id="repack")
         yield MonitorBufferGauge(id="buffer", classes="-unknown-limit")
         yield MonitorHistoryChart(id="history")
         yield MonitorRequestsTable(id="requests")
@@ -187,6 +190,9 @@ class MonitorScreen(Screen[None]):
             [agent_row(agent) for agent in update.agents],
             warning=styles["warning"],
             error=styles["error"],
+        )
+        self.query_one(AgentsRepackNote).show(
+            repack_notes(update.agents), warning=styles["warning"]
         )
         self.query_one(MonitorBufferGauge).show(buffer_gauge(update))
         self.query_one(MonitorHistoryChart).show(self.history)

@@ -1,4 +1,4 @@
-"""Each agent's state, download and issues; while a new state is applied, its progress."""
+"""Each agent's state, repacking, download, issues; while a new state applies, its progress."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from paddler_tui.ui.monitor_view import AgentRow
 from paddler_tui.ui.table_fit import fit_columns
 from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-COLUMNS = plain_columns("agent", "apply", "state", "slots", "model", "download", "issues")
+COLUMNS = plain_columns("agent", "apply", "state", "repack", "slots", "model", "download", "issues")
 
 
 class ClusterAgentsProgress(LiveTable):
@@ -39,6 +39,7 @@ class ClusterAgentsProgress(LiveTable):
                 Text(row.name),
                 Text(apply_state or "", style=_apply_style(apply_state, styles)),
                 Text(row.state, style="" if row.state == "applied" else styles["warning"]),
+                Text(row.repack, style=styles["warning"] if row.repack == "off" else ""),
                 Text(row.slots),
                 Text(row.model),
                 Text(row.download),

@@ -1,4 +1,4 @@
-"""Agents with their slot bars, model, state, download progress and issues."""
+"""Agents with their slot bars, model, state, weight repacking, download progress and issues."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from rich.text import Text
 from paddler_tui.ui.monitor_view import AgentRow
 from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-COLUMNS = plain_columns("agent", "slots", "model", "state", "download", "issues")
+COLUMNS = plain_columns("agent", "slots", "model", "state", "repack", "download", "issues")
 
 
 class MonitorAgentsTable(LiveTable):
@@ -37,6 +37,7 @@ def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:
         Text(row.slots, style=busy_style),
         Text(row.model),
         Text(row.state, style=state_style),
+        Text(row.repack, style=warning if row.repack == "off" else ""),
         Text(row.download),
         Text(row.issues, style=error),
     ]

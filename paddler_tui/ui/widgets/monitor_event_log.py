@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from rich.text import Text
+from textual.events import Resize
 from textual.widgets import RichLog
 
 from paddler_tui.ui.monitor_view import EventLine
@@ -24,6 +25,12 @@ class MonitorEventLog(RichLog):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, max_lines=MAX_LINES, wrap=False, markup=False)
         self.border_title = "events"
+
+    def on_resize(self, _: Resize) -> None:
+        # The log shrinks when the tables above it grow; like a write, that must keep the
+        # newest line in view (RichLog's own handler, which runs too, only renders pending lines).
+        if self.auto_scroll:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
 
     def add(self, line: EventLine, styles: dict[str, str]) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
