@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, Sequence
+from typing import cast
 
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 
 from paddler_tui.paths import log_dir
+from paddler_tui.protocol.agent_status import AgentControllerSnapshot
+from paddler_tui.protocol.monitor import MonitorAgent, MonitorUpdate
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
 from paddler_tui.server.balancer.main import (
     StartupError,
@@ -30,11 +34,13 @@ from paddler_tui.server.balancer.main import (
     uvicorn_log_level,
 )
 from paddler_tui.server.local_agents import LocalAgents, LocalAgentsSpec, desired_state
+from paddler_tui.server.process_exit import describe_exit
 from paddler_tui.server.serve_state import ServeState, is_alive, remove_state
 
 DETACH_READY_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 10.0
 PROGRESS_AFTER_S = 1.0
+STATUS_MONITOR_TIMEOUT_S = 3.0
 
 
 class AgentsFailedError(Exception):
@@ -44,6 +50,16 @@ class AgentsFailedError(Exception):
 def _slots_ready(balancer: Balancer, spec: LocalAgentsSpec) -> bool:
     agents = balancer.pool.agents()
     return len(agents) == spec.agents and all(a.slots_total == spec.slots for a in agents)
+
+
+def ended_agents(agents: LocalAgents) -> list[str]:
+    """``agent-1 killed by SIGSEGV; see …/agent-1.log`` for each agent that is gone: the signal
+    by name and the log that holds its last words (the TUI shows that log's tail)."""
+    return [
+        f"agent-{index} {describe_exit(code)}; see {log_dir() / f'agent-{index}.log'}"
+        for index, process in enumerate(agents.processes, 1)
+        if (code := process.poll()) is not None
+    ]
 
 
 def status_line(balancer: Balancer, settings: BalancerSettings) -> str:
@@ -64,8 +80,8 @@ async def _wait_until_ready(
     task = None
     try:
         while not _slots_ready(balancer, agents.spec):
-            if agents.exited():
-                raise AgentsFailedError(f"an agent exited; see the logs in {log_dir()}")
+            if ended := ended_agents(agents):
+                raise AgentsFailedError("; ".join(ended))
             issues = [issue for a in balancer.pool.agents() for issue in a.status.issues]
             if issues:
                 raise AgentsFailedError(f"the agents report: {issues}")
@@ -197,6 +213,8 @@ def run_serve(
     argv: Sequence[str],
     log_level: str,
 ) -> int:
+    # A native crash prints every thread's Python stack to stderr (the log), never nothing.
+    faulthandler.enable()
     if detach:
         return _detach(argv)
     return asyncio.run(
@@ -274,6 +292,40 @@ def run_stop() -> int:
     return 0
 
 
+def agent_status_lines(agent: AgentControllerSnapshot, monitored: MonitorAgent | None) -> list[str]:
+    """An agent's line in ``status``, and its extra-buffers verdict under it when the monitor
+    socket knows one (only paddler-tui agents report it, once a model was loaded)."""
+    lines = [
+        f"agent {agent.name or agent.id}: {agent.slots_processing}/{agent.slots_total} "
+        f"slots busy, {agent.state_application_status}, model {agent.model_path}"
+    ]
+    if monitored is not None and monitored.extra_buffers is not None:
+        verdict = "on" if monitored.extra_buffers else "off"
+        reason = monitored.extra_buffers_reason
+        lines.append(f"  extra buffers {verdict}" + (f": {reason}" if reason else ""))
+    return lines
+
+
+async def _monitored_agents(management_addr: str, api_key: str | None) -> dict[str, MonitorAgent]:
+    """The agents of the monitor socket's first frame by id; none if there is no socket
+    (a real Paddler) or it does not answer in time: ``status`` then leaves the verdicts out."""
+    from paddler_tui.client.errors import ClientError
+    from paddler_tui.client.monitor import monitor_updates
+
+    updates = cast(
+        AsyncGenerator[MonitorUpdate, None],
+        monitor_updates(management_addr, api_key=api_key, open_timeout=STATUS_MONITOR_TIMEOUT_S),
+    )
+    try:
+        async with asyncio.timeout(STATUS_MONITOR_TIMEOUT_S):
+            update = await anext(updates)
+    except (ClientError, TimeoutError, StopAsyncIteration):
+        return {}
+    finally:
+        await updates.aclose()
+    return {agent.id: agent for agent in update.agents}
+
+
 def run_status(*, api_key: str | None) -> int:
     state = ServeState.read()
     if state is None or not is_alive(state.pid):
@@ -292,6 +344,7 @@ def run_status(*, api_key: str | None) -> int:
             return 1
         finally:
             await client.aclose()
+        monitored = await _monitored_agents(state.management_addr, api_key)
         print(f"paddler-tui serve: running (pid {state.pid}){'' if state.ready else ', starting'}")
         print(f"inference:  http://{state.inference_addr}")
         print(f"management: http://{state.management_addr}")
@@ -299,10 +352,8 @@ def run_status(*, api_key: str | None) -> int:
             print(f"openai:     http://{state.compat_openai_addr}/v1")
         print(f"buffered:   {buffered.buffered_requests_current}")
         for agent in agents.agents:
-            print(
-                f"agent {agent.name or agent.id}: {agent.slots_processing}/{agent.slots_total} "
-                f"slots busy, {agent.state_application_status}, model {agent.model_path}"
-            )
+            for line in agent_status_lines(agent, monitored.get(agent.id)):
+                print(line)
         return 0
 
     return asyncio.run(query())

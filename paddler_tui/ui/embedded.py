@@ -11,9 +11,12 @@ import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from paddler_tui.api_key import API_KEY_ENV
+from paddler_tui.paths import log_dir
+from paddler_tui.ui.start_failure import StartFailure, log_sizes, start_failure
 
 STOP_TIMEOUT_S = 30.0
 
@@ -23,6 +26,8 @@ class StartOutcome:
     ok: bool
     # What ``serve --detach`` printed: the addresses, or why it could not start.
     message: str
+    # After a failure: the cause the services logged and the end of the log that explains it.
+    failure: StartFailure | None = None
 
 
 def _command(*arguments: str) -> list[str]:
@@ -31,10 +36,17 @@ def _command(*arguments: str) -> list[str]:
 
 class EmbeddedCluster:
     def __init__(
-        self, inference_addr: str, management_addr: str, *, api_key: str | None = None
+        self,
+        inference_addr: str,
+        management_addr: str,
+        *,
+        api_key: str | None = None,
+        serve_arguments: Sequence[str] = (),
     ) -> None:
+        """``serve_arguments`` are added to ``serve --detach``'s own (e.g. ``--model``)."""
         self.inference_addr = inference_addr
         self.management_addr = management_addr
+        self._serve_arguments = tuple(serve_arguments)
         # The services require the TUI's key too; the environment keeps it out of ps.
         self._env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
         # Set as soon as ``serve`` was launched: even a start cut short leaves something to stop.
@@ -43,6 +55,8 @@ class EmbeddedCluster:
     async def start(self) -> StartOutcome:
         """Run ``serve --detach``; it returns once the slots are ready, or fails."""
         self.launched = True
+        logs = log_dir()
+        sizes = await asyncio.to_thread(log_sizes, logs)
         process = await asyncio.create_subprocess_exec(
             *_command(
                 "serve",
@@ -51,6 +65,7 @@ class EmbeddedCluster:
                 self.inference_addr,
                 "--management-addr",
                 self.management_addr,
+                *self._serve_arguments,
             ),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -64,8 +79,13 @@ class EmbeddedCluster:
                 process.terminate()
                 await process.wait()
             raise
-        output = (stdout if process.returncode == 0 else stderr).decode(errors="replace").strip()
-        return StartOutcome(process.returncode == 0, output)
+        returncode = process.returncode
+        assert returncode is not None
+        if returncode == 0:
+            return StartOutcome(True, stdout.decode(errors="replace").strip())
+        printed = stderr.decode(errors="replace").strip()
+        failure = await asyncio.to_thread(start_failure, logs, sizes, printed, returncode)
+        return StartOutcome(False, printed, failure)
 
     def stop(self) -> str:
         """Run ``paddler-tui stop`` if this session launched the services; what it printed."""

@@ -9,8 +9,10 @@ from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
+from paddler_tui.ui.widgets.connection_log_tail import ConnectionLogTail
 from tests.fake_balancer import FakeBalancer, agent_snapshot
 from tests.ui.chat_app import answer, chat_screen, tui_options, wait_until
+from tests.ui.failed_launch import AGENT_LOG, CRASH, FailedLaunch
 from tests.ui.screen_host import screen_text
 
 
@@ -148,3 +150,23 @@ async def test_startup_progress_is_shown(tmp_path: Path) -> None:
             await chat_screen(pilot)
     finally:
         fake.close()
+
+
+async def test_a_failed_embedded_start_shows_the_cause_and_the_log_tail(tmp_path: Path) -> None:
+    options = tui_options("127.0.0.1:9", "127.0.0.1:9", tmp_path, start_embedded=True)
+    launch = FailedLaunch("127.0.0.1:9")
+    app = PaddlerTuiApp(options, embedded=launch)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await wait_until(pilot, lambda: app.screen.has_class("-failed"))
+        text = " ".join(screen_text(app).split())
+        assert "The embedded cluster did not start: agent-1 killed by SIGSEGV" in text
+        assert f"see {AGENT_LOG}" not in text  # it titles the log instead
+        assert "Fatal Python error: Segmentation fault" in text
+        log = app.screen.query_one(ConnectionLogTail)
+        assert log.border_title == str(AGENT_LOG)
+        assert log.lines == CRASH.log_tail
+        # Retrying starts again and hides the old log until that attempt fails too.
+        await pilot.press("r")
+        await wait_until(pilot, lambda: launch.starts == 2)
+        await wait_until(pilot, lambda: app.screen.has_class("-failed"))
+        assert log.display and log.lines == CRASH.log_tail

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import logging
 import signal
 
@@ -60,6 +61,9 @@ def run_agent(
     threads: int | None,
     api_key: str | None = None,
 ) -> int:
+    # A native crash (llama.cpp) prints every thread's Python stack to stderr, which is the log.
+    faulthandler.enable()
+
     async def main() -> None:
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

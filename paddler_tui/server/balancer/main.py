@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import faulthandler
 import gc
 import logging
 import signal
@@ -183,6 +184,9 @@ def uvicorn_log_level(log_level: str) -> str:
 
 
 def run_balancer(settings: BalancerSettings, *, log_level: str) -> int:
+    # A native crash prints every thread's Python stack to stderr (the log), never nothing.
+    faulthandler.enable()
+
     async def main() -> int:
         try:
             balancer, sockets = await prepare_balancer(settings)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from pathlib import Path
 from typing import ClassVar
 
 from textual import on, work
@@ -15,8 +17,9 @@ from textual.widgets import Button, Footer, ProgressBar, Static
 
 from paddler_tui.client.errors import ClientError
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
-from paddler_tui.ui.embedded import EmbeddedCluster
+from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
 from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.widgets.connection_log_tail import ConnectionLogTail
 
 RETRY_INTERVAL_S = 5.0
 STARTUP_POLL_S = 0.5
@@ -33,6 +36,9 @@ class ConnectionScreen(Screen[None]):
     | r | connection.retry | Retry now |
     | q | connection.quit | Quit |
     """
+
+    # Not the log tail before it, which takes focus only to be scrolled by keys.
+    AUTO_FOCUS = "#connection-retry"
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "retry", "Retry now", id="connection.retry"),
@@ -59,6 +65,7 @@ class ConnectionScreen(Screen[None]):
             yield Static(id="connection-message")
             yield ProgressBar(id="connection-progress", show_eta=False)
             yield Static(id="connection-detail")
+            yield ConnectionLogTail(id="connection-log")
             with Horizontal(id="connection-buttons"):
                 yield Button("Retry now", id="connection-retry", variant="primary")
                 yield Button("Quit", id="connection-quit")
@@ -69,9 +76,18 @@ class ConnectionScreen(Screen[None]):
         self.query_one("#connection-buttons").display = False
         self._connect()
 
-    def _say(self, message: str, detail: str = "", *, failed: bool = False) -> None:
+    def _say(
+        self,
+        message: str,
+        detail: str = "",
+        *,
+        failed: bool = False,
+        log: tuple[Path | None, Sequence[str]] = (None, ()),
+    ) -> None:
         self.query_one("#connection-message", Static).update(message)
         self.query_one("#connection-detail", Static).update(detail)
+        self.query_one(ConnectionLogTail).show(*log)
+        self.set_class(bool(log[1]), "-log")
         self.query_one("#connection-buttons").display = failed
         self.set_class(failed, "-failed")
         self.refresh_bindings()
@@ -130,13 +146,23 @@ class ConnectionScreen(Screen[None]):
             progress.display = False
         if not outcome.ok:
             self._embedded_failed = True
-            self._say(
-                "The embedded cluster did not start.",
-                f"{outcome.message}\n\n`paddler-tui serve` in another terminal shows the same "
-                "start with its log.",
-                failed=True,
-            )
+            self._say_start_failed(outcome)
         return outcome.ok
+
+    def _say_start_failed(self, outcome: StartOutcome) -> None:
+        hint = "`paddler-tui serve` in another terminal shows the same start with its log."
+        failure = outcome.failure
+        if failure is None:
+            self._say(
+                "The embedded cluster did not start.", f"{outcome.message}\n\n{hint}", failed=True
+            )
+            return
+        self._say(
+            f"The embedded cluster did not start: {failure.headline}",
+            hint,
+            failed=True,
+            log=(failure.log_path, failure.log_tail),
+        )
 
     async def _watch_startup(self) -> None:
         while True:
