@@ -18,8 +18,10 @@ from paddler_tui.server.agent.engine_types import (
     JobFailed,
     JobFinished,
     SamplingSettings,
+    TokenMeter,
     TokenSampled,
 )
+from paddler_tui.server.agent.token_classifier import Classified
 
 WAIT_S = 30.0
 GREEDY = SamplingSettings(
@@ -63,6 +65,7 @@ class Collector:
 
     tokens: list[int] = field(default_factory=list)
     pieces: list[str] = field(default_factory=list)
+    classified: list[Classified | None] = field(default_factory=list)
     terminals: list[JobFinished | JobFailed] = field(default_factory=list)
     events_after_end: int = 0
     ended: threading.Event = field(default_factory=threading.Event)
@@ -74,6 +77,7 @@ class Collector:
         if isinstance(event, TokenSampled):
             self.tokens.append(event.token_id)
             self.pieces.append(event.piece)
+            self.classified.append(event.classified)
             self.first_token.set()
         else:
             self.terminals.append(event)
@@ -98,7 +102,7 @@ def submit(
     sampling: SamplingSettings = GREEDY,
     job_id: str = "job",
     grammar: tuple[str, str] | None = None,
-    counts: Callable[[str], bool] | None = None,
+    classifier: TokenMeter | None = None,
 ) -> Collector:
     collector = Collector()
     tokens = engine.tokenize(prompt, add_bos=True, parse_special=True)
@@ -108,7 +112,7 @@ def submit(
         max_tokens=max_tokens,
         sampling=sampling,
         grammar=grammar,
-        counts=counts,
+        classifier=classifier,
     )
     engine.submit(job, collector)
     return collector

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from paddler_tui.server.agent.engine import Engine
+from paddler_tui.server.agent.engine_thread import THREAD_NAME
 from paddler_tui.server.agent.engine_types import (
     EVICTED_MESSAGE,
     NO_FREE_SLOT_MESSAGE,
+    Delivery,
     EngineClosedError,
     EngineEvent,
     EngineLoadError,
@@ -20,7 +23,9 @@ from paddler_tui.server.agent.engine_types import (
     JobFailed,
     JobFinished,
     TokenSampled,
+    deliver_in_place,
 )
+from paddler_tui.server.agent.token_classifier import Classified, TokenKind
 from tests.agent.engine_helpers import (
     ENDLESS,
     GREEDY,
@@ -294,17 +299,28 @@ def test_impossible_context_cannot_start() -> None:
     assert raised.value.kind == "slot_cannot_start"
 
 
+class EveryOtherIsAToolCall:
+    """A token meter that classifies every other token as a tool call."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def feed(self, piece: str) -> Classified:
+        self.seen.append(piece)
+        kind: TokenKind = "content" if len(self.seen) % 2 == 1 else "tool_call"
+        return Classified(kind, ())
+
+
 def test_tokens_that_do_not_count_do_not_use_up_max_tokens(engine: Engine) -> None:
-    seen: list[str] = []
-
-    def counts(piece: str) -> bool:  # every other token, as tool-call tokens would
-        seen.append(piece)
-        return len(seen) % 2 == 1
-
-    collector = submit(engine, ENDLESS, max_tokens=4, counts=counts)
+    meter = EveryOtherIsAToolCall()
+    collector = submit(engine, ENDLESS, max_tokens=4, classifier=meter)
     terminal = finished(collector)
     assert (terminal.reason, terminal.generated_tokens) == ("max_tokens", 7)
-    assert seen == collector.pieces
+    assert meter.seen == collector.pieces
+    # Each token travels with its classification.
+    assert collector.classified == [
+        Classified("content" if i % 2 == 0 else "tool_call", ()) for i in range(7)
+    ]
 
 
 def test_prompt_cache_reuse_gives_the_output_of_a_run_without_it(engine: Engine) -> None:
@@ -325,3 +341,30 @@ def test_prompt_cache_reuse_gives_the_output_of_a_run_without_it(engine: Engine)
             prompt += reused.text + "<|im_end|>\n" + chat(f"And planet number {turn + 2}?")
     finally:
         without.close()
+
+
+def test_a_step_delivers_its_events_at_once_from_the_loading_thread() -> None:
+    deliveries: list[tuple[str, Delivery]] = []
+
+    def deliver(delivery: Delivery) -> None:
+        deliveries.append((threading.current_thread().name, delivery))
+        deliver_in_place(delivery)
+
+    engine = Engine.load(
+        EngineSettings(model_path=model_path(), slots=2, context_size=512), deliver=deliver
+    )
+    try:
+        first = submit(engine, ENDLESS, max_tokens=8, job_id="a")
+        second = submit(engine, ENDLESS, max_tokens=8, job_id="b")
+        finished(first)
+        finished(second)
+    finally:
+        engine.close()
+    assert sum(len(delivery) for _, delivery in deliveries) == 2 * (8 + 1)
+    # Once both jobs generate, each step hands over one token of each in a single delivery.
+    assert any(
+        sorted(event.job_id for _, event in delivery) == ["a", "b"]
+        and all(isinstance(event, TokenSampled) for _, event in delivery)
+        for _, delivery in deliveries
+    )
+    assert {name for name, _ in deliveries} == {THREAD_NAME}

@@ -86,18 +86,18 @@ async def serve_embeddings(
     pooling_type: PoolingType,
     respond: Callable[[EmbeddingResult], None],
 ) -> None:
-    loop = asyncio.get_running_loop()
-    events: asyncio.Queue[EngineEvent] = asyncio.Queue()
+    ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def sink(event: EngineEvent) -> None:
-        loop.call_soon_threadsafe(events.put_nowait, event)
-
-    documents = [(document.id, document.content) for document in params.input_batch]
-    engine.submit(EmbeddingJob(job_id=request_id, documents=documents), sink)
-    while True:
-        result = event_result(await events.get(), params.normalization_method, pooling_type)
+    def sink(event: EngineEvent) -> None:  # on the event loop, where the agent's engine delivers
+        if ended.done():
+            return  # the job was ended early, after a document failed to normalize
+        result = event_result(event, params.normalization_method, pooling_type)
         respond(result)
         if is_terminal(result):
             # A no-op once the job ended; ends it when a document failed to normalize.
             engine.stop(request_id)
-            return
+            ended.set_result(None)
+
+    documents = [(document.id, document.content) for document in params.input_batch]
+    engine.submit(EmbeddingJob(job_id=request_id, documents=documents), sink)
+    await ended

@@ -1,8 +1,10 @@
-"""The inference engine: one llama context driven by one thread running the scheduler.
+"""The inference engine: one llama context driven by the compute thread running the scheduler.
 
-Callers on any thread talk to it through a queue (``submit``, ``stop``, ``close``); events come
-back through each job's sink, called on the engine thread. The thread blocks on the queue
-while no job is running, so an idle engine costs nothing.
+Callers on any thread talk to it through a queue (``submit``, ``stop``, ``close``). Events come
+back in one delivery per scheduler step: a list of (job sink, event) pairs handed to the
+engine's ``deliver`` callable on the compute thread, so a consumer on an event loop pays one
+thread hop per step, not one per token. The thread blocks on the queue while no job is running,
+so an idle engine costs nothing.
 """
 
 from __future__ import annotations
@@ -10,19 +12,23 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TypeAlias
 
 from paddler_tui.server.agent.engine_grammar import json_schema_to_gbnf
 from paddler_tui.server.agent.engine_model import ModelContext
 from paddler_tui.server.agent.engine_scheduler import Scheduler
+from paddler_tui.server.agent.engine_thread import ComputeThread
 from paddler_tui.server.agent.engine_types import (
+    Deliver,
     EngineClosedError,
     EngineLoadError,
     EngineSettings,
     EventSink,
     Job,
     JobFailed,
+    deliver_in_place,
 )
 
 logger = logging.getLogger(__name__)
@@ -53,8 +59,11 @@ class Engine:
     """A loaded model serving ``slots`` concurrent generation jobs by continuous batching,
     and embedding jobs in between."""
 
-    def __init__(self, model: ModelContext) -> None:
-        """Use :meth:`load`; this takes ownership of an already warmed-up model context."""
+    def __init__(
+        self, model: ModelContext, *, thread: ComputeThread, owns_thread: bool, deliver: Deliver
+    ) -> None:
+        """Use :meth:`load`; this takes ownership of an already warmed-up model context, and
+        runs on ``thread``, the one that loaded it."""
         self._model = model
         self.settings = model.settings
         # Read-only facts, gathered before the thread starts so any thread may read them.
@@ -72,23 +81,60 @@ class Engine:
         self._closed = False
         self._model_lock = threading.Lock()
         self._model_freed = False
+        self._deliver = deliver
         self._scheduler = Scheduler(model, release=self._release)
-        self._thread = threading.Thread(target=self._run, name="paddler-engine", daemon=True)
-        self._thread.start()
+        self._thread = thread
+        self._owns_thread = owns_thread
+        # Queued behind the load that created this engine, so the loop follows it directly.
+        self._loop: Future[None] = thread.call(self._run)
 
     @classmethod
-    def load(cls, settings: EngineSettings) -> Engine:
-        """Load the model, create and warm up its context; raises EngineLoadError."""
-        model = ModelContext.load(settings)
-        try:
-            model.warm_up()
-            return cls(model)
-        except EngineLoadError:
-            model.free()
-            raise
-        except Exception as error:
-            model.free()
-            raise EngineLoadError("slot_cannot_start", f"{error}") from error
+    def start_loading(
+        cls,
+        settings: EngineSettings,
+        *,
+        thread: ComputeThread | None = None,
+        deliver: Deliver = deliver_in_place,
+    ) -> Future[Engine]:
+        """Load the model, create and warm up its context, all on ``thread``; the future
+        raises EngineLoadError.
+
+        An agent passes its one compute thread, which must be idle (the previous engine
+        closed). Without one the engine gets a thread of its own, ended when it closes.
+        """
+        owns_thread = thread is None
+        compute = ComputeThread() if thread is None else thread
+
+        def load() -> Engine:
+            try:
+                model = ModelContext.load(settings)
+                try:
+                    model.warm_up()
+                    return cls(model, thread=compute, owns_thread=owns_thread, deliver=deliver)
+                except BaseException:
+                    model.free()
+                    raise
+            except EngineLoadError:
+                if owns_thread:
+                    compute.stop()
+                raise
+            except Exception as error:
+                if owns_thread:
+                    compute.stop()
+                raise EngineLoadError("slot_cannot_start", f"{error}") from error
+
+        return compute.call(load)
+
+    @classmethod
+    def load(
+        cls,
+        settings: EngineSettings,
+        *,
+        thread: ComputeThread | None = None,
+        deliver: Deliver = deliver_in_place,
+    ) -> Engine:
+        """:meth:`start_loading`, waited for; raises EngineLoadError."""
+        return cls.start_loading(settings, thread=thread, deliver=deliver).result()
 
     # Thread-safe API.
 
@@ -138,7 +184,7 @@ class Engine:
                 self._in_flight += 1
                 self._commands.put(_Submit(job, sink))
                 return
-        sink(JobFailed(job.job_id, "internal", "the engine is closed"))
+        self._deliver([(sink, JobFailed(job.job_id, "internal", "the engine is closed"))])
 
     def stop(self, job_id: str) -> None:
         """Ask a job to end; it finishes at the next step with reason ``stopped``."""
@@ -150,8 +196,11 @@ class Engine:
             if not self._closed:
                 self._closed = True
                 self._commands.put(_Close())
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
+        if self._thread.is_current():
+            return
+        self._loop.result()
+        if self._owns_thread:
+            self._thread.stop()
 
     # The engine thread.
 
@@ -172,6 +221,7 @@ class Engine:
                         return
                     command = self._next_command()
                 scheduler.step()
+                self._flush()
         except BaseException:
             logger.exception("the engine thread crashed")
             scheduler.fail_all("the engine crashed")
@@ -180,9 +230,18 @@ class Engine:
                 self._closed = True
             self._reject_queued()
             scheduler.free()
+            self._flush()
             with self._model_lock:
                 self._model_freed = True
                 self._model.free()
+
+    def _flush(self) -> None:
+        delivery = self._scheduler.take_events()
+        if delivery:
+            try:
+                self._deliver(delivery)
+            except Exception:
+                logger.exception("engine event delivery failed")
 
     def _next_command(self) -> _Command | None:
         try:
@@ -194,11 +253,7 @@ class Engine:
         """Answer jobs still queued when the thread ends (only possible after a crash)."""
         while (command := self._next_command()) is not None:
             if isinstance(command, _Submit):
-                self._release()
-                try:
-                    command.sink(JobFailed(command.job.job_id, "internal", "the engine is closed"))
-                except Exception:
-                    logger.exception("engine event sink failed for %s", command.job.job_id)
+                self._scheduler.reject(command.job, command.sink, "the engine is closed")
 
     def _apply(self, command: _Command) -> bool:
         """Apply one command; False once the engine must shut down."""

@@ -1,9 +1,12 @@
 """The continuous-batch scheduler: slots, one shared decode per step, per-slot sampling.
 
-Single-threaded by design: only the engine thread calls into it (llama contexts are not
+Single-threaded by design: only the compute thread calls into it (llama contexts are not
 thread-safe). Each step decodes one batch holding one pending token of every generating job
 followed by prompt chunks of ingesting jobs, then samples every job whose logits came out.
-While no job generates, a step embeds one batch of documents instead.
+While no job generates, a step embeds one batch of documents instead. Events are collected,
+not sent: the engine takes a step's events with :meth:`Scheduler.take_events` and delivers
+them at once. Each sampled token is classified here, as it is counted, and travels with its
+classification.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from paddler_tui.server.agent.engine_model import ModelContext
+    from paddler_tui.server.agent.token_classifier import Classified
 
 logger = logging.getLogger(__name__)
 
@@ -80,21 +84,22 @@ class _Contribution:
     output_index: int | None  # batch index whose logits get sampled
 
 
-def _counts(job: GenerationJob, piece: str) -> bool:
-    if job.counts is None:
-        return True
+def _classify(job: GenerationJob, piece: str) -> Classified | None:
+    if job.classifier is None:
+        return None
     try:
-        return job.counts(piece)
+        return job.classifier.feed(piece)
     except Exception:
-        # A broken consumer must not take the other slots down with it.
-        logger.exception("token meter failed for %s", job.job_id)
-        return True
+        # A broken classifier must not take the other slots down with it.
+        logger.exception("token classifier failed for %s", job.job_id)
+        return None
 
 
 class Scheduler:
     def __init__(self, model: ModelContext, *, release: Callable[[], None]) -> None:
         self._model = model
         self._release = release  # called once per job as it ends, before its terminal event
+        self._events: list[tuple[EventSink, EngineEvent]] = []
         self._slots = [_Slot(seq_id) for seq_id in range(model.n_seq_max)]
         self._running: list[_Running] = []  # in admission order
         self._batch = DecodeBatch(model.n_batch, sequences_per_token=model.n_seq_max)
@@ -106,6 +111,11 @@ class Scheduler:
     @property
     def has_work(self) -> bool:
         return bool(self._running) or self._embedder.has_work
+
+    def take_events(self) -> list[tuple[EventSink, EngineEvent]]:
+        """The events since the last call, in order, each with its job's sink."""
+        events, self._events = self._events, []
+        return events
 
     # Commands.
 
@@ -148,6 +158,10 @@ class Scheduler:
         self._running.append(
             _Running(job, sink, slot, sampler, prompt, cached=reused, ingested=reused)
         )
+
+    def reject(self, job: Job, sink: EventSink, message: str) -> None:
+        """End a job that was never admitted."""
+        self._end(sink, JobFailed(job.job_id, "internal", message))
 
     def request_stop(self, job_id: str) -> None:
         for running in self._running:
@@ -253,9 +267,11 @@ class Scheduler:
             return
         running.generated += 1
         piece = running.decoder.decode(model.token_bytes(token))
-        if _counts(job, piece):
+        classified = _classify(job, piece)
+        # Tool-call tokens do not use up max_tokens, as in Paddler.
+        if classified is None or classified.kind != "tool_call":
             running.counted += 1
-        self._emit(running.sink, TokenSampled(job.job_id, token, piece))
+        self._emit(running.sink, TokenSampled(job.job_id, token, piece, classified))
         if running.counted >= job.max_tokens:
             self._finish(running, "max_tokens")
         else:
@@ -291,10 +307,5 @@ class Scheduler:
         self._release()
         self._emit(sink, event)
 
-    @staticmethod
-    def _emit(sink: EventSink, event: EngineEvent) -> None:
-        try:
-            sink(event)
-        except Exception:
-            # A broken consumer must not take the other slots down with it.
-            logger.exception("engine event sink failed for %s", event.job_id)
+    def _emit(self, sink: EventSink, event: EngineEvent) -> None:
+        self._events.append((sink, event))

@@ -6,9 +6,13 @@ This module must not import llama_cpp: the asyncio side imports only this, and t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
+
+if TYPE_CHECKING:
+    from paddler_tui.server.agent.token_classifier import Classified
 
 FinishReason = Literal["eog", "max_tokens", "stopped"]
 FailureKind = Literal[
@@ -19,6 +23,8 @@ FailureKind = Literal[
     "embeddings_disabled",
     "generation_active",
 ]
+logger = logging.getLogger(__name__)
+
 LoadErrorKind = Literal["model_cannot_be_loaded", "slot_cannot_start"]
 
 # Paddler's error texts (§9.2), sent verbatim as SamplerError payloads.
@@ -38,6 +44,8 @@ class EngineSettings:
     # None: Paddler's rule, max(2, usable CPUs // 2), for both generation and batch threads.
     n_threads: int | None = None
     n_gpu_layers: int = 0
+    # llama.cpp's extra buffer types (weight repacking); off is llama-server's --no-repack.
+    use_extra_buffers: bool = True
     k_cache_dtype: str = "Q8_0"  # a Paddler KvCacheDtype name
     v_cache_dtype: str = "Q8_0"
     enable_embeddings: bool = False
@@ -59,6 +67,12 @@ class SamplingSettings:
     seed: int | None = None  # None: a random seed
 
 
+class TokenMeter(Protocol):
+    """Classifies a job's generated text token by token (a TokenClassifier)."""
+
+    def feed(self, piece: str) -> Classified: ...
+
+
 @dataclass(frozen=True, kw_only=True)
 class GenerationJob:
     job_id: str
@@ -66,9 +80,9 @@ class GenerationJob:
     max_tokens: int
     sampling: SamplingSettings
     grammar: tuple[str, str] | None = None  # (GBNF text, root rule name)
-    # Called on the engine thread with each sampled token's text, in order, before its
-    # TokenSampled event; False: the token does not count toward max_tokens (tool calls).
-    counts: Callable[[str], bool] | None = None
+    # Fed each sampled token's text on the compute thread, in order; a token it classifies as
+    # a tool call does not count toward max_tokens. Owned by the engine until the job ends.
+    classifier: TokenMeter | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,6 +98,7 @@ class TokenSampled:
     job_id: str
     token_id: int
     piece: str
+    classified: Classified | None = None  # None for a job without a classifier
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,3 +164,18 @@ class EngineClosedError(RuntimeError):
 
 class GrammarConversionError(ValueError):
     """A JSON Schema that cannot be turned into a grammar; the message says why."""
+
+
+# One scheduler step's events, in order, each with the sink of the job it belongs to.
+Delivery: TypeAlias = list[tuple[EventSink, EngineEvent]]
+Deliver: TypeAlias = Callable[[Delivery], None]
+
+
+def deliver_in_place(delivery: Delivery) -> None:
+    """Call each sink in turn, on the calling thread."""
+    for sink, event in delivery:
+        try:
+            sink(event)
+        except Exception:
+            # A broken consumer must not take the other slots down with it.
+            logger.exception("engine event sink failed for %s", event.job_id)

@@ -1,10 +1,10 @@
 """Requests on the agent: admission, prompt building, and streaming engine output as responses.
 
-The engine thread reports per-job events through a callback; each request hops them onto the
-event loop with ``call_soon_threadsafe`` and turns them into responses. Each generated token is
-classified (content, reasoning, tool call) on the engine thread, so that the engine stops after
-exactly ``max_tokens`` counted tokens. The count of requests in here is the agent's
-``slots_processing``.
+The engine runs on the agent's one compute thread and hands over each scheduler step's events
+in one ``call_soon_threadsafe``; each request's sink then turns its events into responses on the
+event loop. Each generated token arrives classified (content, reasoning, tool call): the engine
+classifies it as it counts it, so that it stops after exactly ``max_tokens`` counted tokens.
+The count of requests in here is the agent's ``slots_processing``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ from paddler_tui.server.agent.chat_template import (
     conversation_to_template_messages,
 )
 from paddler_tui.server.agent.embedding_requests import serve_embeddings
+from paddler_tui.server.agent.engine_thread import ComputeThread
 from paddler_tui.server.agent.engine_types import (
+    Delivery,
     EngineEvent,
     EngineSettings,
     GenerationJob,
@@ -57,10 +59,11 @@ from paddler_tui.server.agent.engine_types import (
     JobFinished,
     SamplingSettings,
     TokenSampled,
+    deliver_in_place,
 )
 from paddler_tui.server.agent.generation_output import GenerationOutput
 from paddler_tui.server.agent.status import AgentStatus
-from paddler_tui.server.agent.token_classifier import Classified, TokenClassifier
+from paddler_tui.server.agent.token_classifier import TokenClassifier
 from paddler_tui.server.agent.token_markers import Markers, detect_markers, open_reasoning_at_end
 from paddler_tui.server.agent.tool_call_validation import (
     ToolCallValidator,
@@ -138,13 +141,22 @@ class InferenceSlots:
         self._stopped: set[str] = set()
         self._idle = asyncio.Event()
         self._idle.set()
+        # Every llama.cpp computation of this process runs here, engine after engine.
+        self.compute = ComputeThread()
 
     # Model lifecycle (driven by the state applier).
 
     async def load(self, settings: EngineSettings) -> None:
         from paddler_tui.server.agent.engine import Engine
 
-        engine = await asyncio.to_thread(Engine.load, settings)
+        loop = asyncio.get_running_loop()
+
+        def deliver(delivery: Delivery) -> None:  # the compute thread, once per step
+            loop.call_soon_threadsafe(deliver_in_place, delivery)
+
+        engine = await asyncio.wrap_future(
+            Engine.start_loading(settings, thread=self.compute, deliver=deliver)
+        )
         self.loaded = LoadedModel(
             engine=engine,
             engine_settings=settings,
@@ -174,13 +186,14 @@ class InferenceSlots:
             await asyncio.to_thread(loaded.engine.close)
 
     async def close(self) -> None:
-        """Stop everything now (shutdown): requests end, the engine is freed."""
+        """Stop everything now (shutdown): requests end, the engine and its thread are freed."""
         self.stop_all()
         loaded, self.loaded = self.loaded, None
         if loaded is not None:
             await asyncio.to_thread(loaded.engine.close)
         if self._requests:
             await asyncio.wait(list(self._requests.values()), timeout=2)
+        await asyncio.to_thread(self.compute.stop)
 
     # Requests (driven by the balancer connection).
 
@@ -254,30 +267,19 @@ class InferenceSlots:
         except _PromptRejectedError as rejected:
             respond(rejected.result)
             return
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[Classified | EngineEvent] = asyncio.Queue()
-        classifier, output = prepared.classifier, prepared.output
-
-        def counts(piece: str) -> bool:  # the engine thread, before each TokenSampled
-            classified = classifier.feed(piece)
-            loop.call_soon_threadsafe(events.put_nowait, classified)
-            return classified.kind != "tool_call"
-
-        def sink(event: EngineEvent) -> None:
-            if not isinstance(event, TokenSampled):  # tokens arrive classified, via counts
-                loop.call_soon_threadsafe(events.put_nowait, event)
-
+        job, classifier, output = prepared.job, prepared.classifier, prepared.output
         if request_id in self._stopped:
             # Stopped before it started: Done, as for any stop, with nothing generated.
-            prompt_tokens = len(prepared.job.prompt_tokens)
+            prompt_tokens = len(job.prompt_tokens)
             for result in output.finish([], prompt_tokens=prompt_tokens, cached_prompt_tokens=0):
                 respond(result)
             return
-        loaded.engine.submit(replace(prepared.job, counts=counts), sink)
-        while True:
-            event = await events.get()
-            if isinstance(event, Classified):
-                results = output.token(event)
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def sink(event: EngineEvent) -> None:  # on the event loop, where `load` delivers
+            if isinstance(event, TokenSampled):
+                assert event.classified is not None, "the job has a classifier"
+                results = output.token(event.classified)
             elif isinstance(event, JobFinished):
                 # The engine is done with the classifier, so this thread may finish it.
                 results = output.finish(
@@ -290,8 +292,11 @@ class InferenceSlots:
                 results = [_failure(event)]
             for result in results:
                 respond(result)
-            if not isinstance(event, Classified):
-                return
+            if not isinstance(event, TokenSampled):
+                ended.set_result(None)
+
+        loaded.engine.submit(job, sink)
+        await ended
 
     async def _serve_embeddings(
         self, request_id: str, params: GenerateEmbeddingBatchParams, send: SendResponse
@@ -332,6 +337,13 @@ class InferenceSlots:
             prompt = self._render(loaded, params)
             show_reasoning, tools = params.enable_thinking, bool(params.tools)
         engine = loaded.engine
+        markers = loaded.markers
+        classifier = TokenClassifier(
+            markers,
+            show_reasoning=show_reasoning,
+            start_in=open_reasoning_at_end(prompt, markers),
+            bare_json_tool_calls=tools,
+        )
         job = GenerationJob(
             job_id=request_id,
             prompt_tokens=engine.tokenize(prompt, add_bos=True, parse_special=True),
@@ -343,13 +355,7 @@ class InferenceSlots:
                 else None,
             ),
             grammar=await _gbnf(engine, params.grammar),
-        )
-        markers = loaded.markers
-        classifier = TokenClassifier(
-            markers,
-            show_reasoning=show_reasoning,
-            start_in=open_reasoning_at_end(prompt, markers),
-            bare_json_tool_calls=tools,
+            classifier=classifier,
         )
         return _Prepared(job, classifier, GenerationOutput(validator))
 
