@@ -215,6 +215,15 @@ def _add_agent_arguments(
         metavar="N",
         help="llama.cpp threads (default: what llama.cpp picks for this machine)",
     )
+    parser.add_argument(
+        "--extra-buffers",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="llama.cpp's extra buffer types (weight repacking: fast kernels for AVX2, ARM, "
+        "AMX). auto: a child process first loads the model with them and decodes; if it "
+        "crashes, load without them (llama-server's --no-repack). The verdict is cached per "
+        "host, llama.cpp build and model kind. (default: %(default)s)",
+    )
     if standalone:
         _add_api_key(parser, "the balancer's API key")
 
@@ -317,6 +326,7 @@ def _run_agent(arguments: argparse.Namespace) -> int:
         name=arguments.name,
         threads=arguments.threads,
         api_key=arguments.api_key,
+        extra_buffers=arguments.extra_buffers,
     )
 
 
@@ -358,6 +368,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
             slots=arguments.slots,
             model=arguments.model,
             threads=arguments.threads,
+            extra_buffers=arguments.extra_buffers,
         ),
         detach=arguments.detach,
         detached_child=arguments.detached_child,

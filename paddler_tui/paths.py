@@ -1,8 +1,8 @@
 """Where paddler-tui keeps its files; each directory can be moved with an environment variable.
 
-``PADDLER_TUI_CONFIG_DIR``, ``PADDLER_TUI_DATA_DIR``, ``PADDLER_TUI_LOG_DIR`` and
-``PADDLER_TUI_STATE_DIR`` override the platform's defaults (tests use them to stay in a temp
-directory).
+``PADDLER_TUI_CONFIG_DIR``, ``PADDLER_TUI_DATA_DIR``, ``PADDLER_TUI_LOG_DIR``,
+``PADDLER_TUI_STATE_DIR`` and ``PADDLER_TUI_CACHE_DIR`` override the platform's defaults (tests
+use them to stay in a temp directory).
 """
 
 from __future__ import annotations
@@ -34,3 +34,7 @@ def log_dir() -> Path:
 
 def state_dir() -> Path:
     return _directory("STATE", platformdirs.user_state_dir(APP_NAME))
+
+
+def cache_dir() -> Path:
+    return _directory("CACHE", platformdirs.user_cache_dir(APP_NAME))

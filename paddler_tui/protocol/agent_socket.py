@@ -26,6 +26,7 @@ from paddler_tui.protocol.wire import (
     NewtypeVariant,
     StructVariant,
     UnitVariant,
+    WireModel,
 )
 
 # Balancer → agent.
@@ -91,8 +92,25 @@ class UpdateAgentStatus(StructVariant):
     slot_aggregated_status_snapshot: SlotAggregatedStatusSnapshot
 
 
+class ExtraBuffers(WireModel):
+    """Whether llama.cpp's extra buffer types (weight repacking) are in use, and why."""
+
+    enabled: bool
+    reason: str
+
+
+class UpdateAgentHost(StructVariant):
+    """A paddler-tui extension: how the agent runs llama.cpp on its host.
+
+    Sent after registering and whenever it changes. Paddler's balancer drops the message
+    as unknown, and nothing else depends on it, so an agent stays compatible.
+    """
+
+    extra_buffers: ExtraBuffers | None = None  # None until a model was first loaded
+
+
 FromAgentNotification = Annotated[
-    DeregisterAgent | RegisterAgent | UpdateAgentStatus, ExternallyTagged()
+    DeregisterAgent | RegisterAgent | UpdateAgentHost | UpdateAgentStatus, ExternallyTagged()
 ]
 
 

@@ -42,6 +42,10 @@ class MonitorAgent(LenientWireModel):
     download_total: int
     download_filename: str | None
     issues: list[AgentIssue]
+    # Whether llama.cpp repacks weights into extra buffer types on this agent's host, and why;
+    # None until the agent reports it (or for an agent that never does).
+    extra_buffers: bool | None = None
+    extra_buffers_reason: str | None = None
 
 
 class MonitorBuffer(LenientWireModel):

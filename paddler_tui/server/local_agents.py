@@ -26,6 +26,7 @@ class LocalAgentsSpec:
     slots: int = 2
     model: str = "default"
     threads: int | None = None
+    extra_buffers: str = "auto"  # auto | on | off, as the agent's --extra-buffers
 
 
 def model_source(model: str) -> AgentDesiredModel:
@@ -76,6 +77,7 @@ class LocalAgents:
             ]
             if self.spec.threads is not None:
                 command += ["--threads", str(self.spec.threads)]
+            command += ["--extra-buffers", self.spec.extra_buffers]
             with (self._log_dir / f"agent-{index}.log").open("ab") as log:
                 self.processes.append(
                     subprocess.Popen(

@@ -28,6 +28,7 @@ from paddler_tui.protocol.agent_socket import (
     ToAgentNotificationEnvelope,
     ToAgentRequest,
     ToAgentRequestEnvelope,
+    UpdateAgentHost,
     UpdateAgentStatus,
     Version,
     decode_agent_to_balancer_message,
@@ -50,6 +51,7 @@ class AgentRecord:
     registrations: int = 0
     deregistered: bool = False
     snapshots: list[SlotAggregatedStatusSnapshot] = field(default_factory=list)
+    hosts: list[UpdateAgentHost] = field(default_factory=list)
     responses: dict[str, asyncio.Queue[FromAgentResponse]] = field(
         default_factory=lambda: defaultdict(asyncio.Queue)
     )
@@ -101,6 +103,8 @@ class BalancerEndpoint:
                     self.connected.set()
                 elif isinstance(notification, UpdateAgentStatus):
                     record.snapshots.append(notification.slot_aggregated_status_snapshot)
+                elif isinstance(notification, UpdateAgentHost):
+                    record.hosts.append(notification)
                 elif isinstance(notification, DeregisterAgent):
                     record.deregistered = True
             elif isinstance(message, FromAgentResponseEnvelope):

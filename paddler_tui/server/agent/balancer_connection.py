@@ -23,6 +23,7 @@ from paddler_tui.protocol.agent_socket import (
     SetState,
     ToAgentNotificationEnvelope,
     ToAgentRequestEnvelope,
+    UpdateAgentHost,
     UpdateAgentStatus,
     Version,
     decode_balancer_to_agent_message,
@@ -69,6 +70,7 @@ class BalancerConnection:
         self._inference = inference
         self._applier = applier
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
+        self._sent_host: UpdateAgentHost | None = None  # on this connection
 
     async def run(self, stopping: asyncio.Event) -> None:
         while not stopping.is_set():
@@ -105,6 +107,8 @@ class BalancerConnection:
             encode_agent_to_balancer_message(FromAgentNotificationEnvelope(value=register)),
             text=True,
         )
+        self._sent_host = None
+        self._send_host()
         tasks = [
             asyncio.create_task(self._read(socket)),
             asyncio.create_task(self._write(socket)),
@@ -133,6 +137,13 @@ class BalancerConnection:
                 await asyncio.wait_for(self._status.wait_for_change(), HEARTBEAT_INTERVAL_S)
             update = UpdateAgentStatus(slot_aggregated_status_snapshot=self._status.snapshot())
             self._send(FromAgentNotificationEnvelope(value=update))
+            self._send_host()
+
+    def _send_host(self) -> None:
+        host = self._status.host()
+        if host != self._sent_host and host.extra_buffers is not None:
+            self._sent_host = host
+            self._send(FromAgentNotificationEnvelope(value=host))
 
     async def _read(self, socket: ClientConnection) -> None:
         async for frame in socket:

@@ -1,4 +1,4 @@
-"""Read a GGUF file's key/value metadata without llama.cpp.
+"""Read a GGUF file's key/value metadata (and its tensors' types) without llama.cpp.
 
 The values are stringified the way llama.cpp's ``llama_model_meta_val_str`` reports them, which is
 what Paddler publishes as ``ModelMetadata``:
@@ -120,6 +120,22 @@ def read_gguf_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
     Raises :class:`GgufMetadataError` for anything that is not a GGUF v2/v3 file, and ``OSError``
     if the file cannot be opened.
     """
+    metadata, _ = _read_header(path, tensor_types=False)
+    return metadata
+
+
+def read_gguf_tensor_types(path: str | os.PathLike[str]) -> frozenset[int]:
+    """The ggml type ids of the file's tensors (what decides which CPU kernels run).
+
+    Raises like :func:`read_gguf_metadata`.
+    """
+    _, types = _read_header(path, tensor_types=True)
+    return types
+
+
+def _read_header(
+    path: str | os.PathLike[str], *, tensor_types: bool
+) -> tuple[dict[str, str], frozenset[int]]:
     display = os.fspath(path)
     with open(path, "rb") as stream:
         reader = _Reader(stream, os.fstat(stream.fileno()).st_size, display)
@@ -132,7 +148,7 @@ def read_gguf_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
         version = reader.u32()
         if version not in _SUPPORTED_VERSIONS:
             raise GgufMetadataError(f"{display}: unsupported GGUF version {version}")
-        reader.u64()  # tensor count: tensors are not read here
+        tensor_count = reader.u64()
         kv_count = reader.u64()
         metadata: dict[str, str] = {}
         for _ in range(kv_count):
@@ -144,4 +160,11 @@ def read_gguf_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
                 metadata[key] = reader.string()
             else:
                 metadata[key] = _scalar_to_str(value_type, reader.scalar(value_type))
-    return dict(sorted(metadata.items()))
+        types: set[int] = set()
+        if tensor_types:
+            for _ in range(tensor_count):
+                reader.skip(reader.string_length())  # the tensor's name
+                reader.skip(8 * reader.u32())  # its dimensions
+                types.add(reader.u32())
+                reader.u64()  # its data offset
+    return dict(sorted(metadata.items())), frozenset(types)

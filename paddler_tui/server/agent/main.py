@@ -11,6 +11,7 @@ import signal
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.server.agent.balancer_connection import BalancerConnection
+from paddler_tui.server.agent.extra_buffers import ExtraBuffersMode
 from paddler_tui.server.agent.inference_slots import InferenceSlots
 from paddler_tui.server.agent.state_applier import StateApplier
 from paddler_tui.server.agent.status import AgentStatus
@@ -29,11 +30,18 @@ async def serve_agent(
     threads: int | None,
     stopping: asyncio.Event,
     api_key: str | None = None,
+    extra_buffers: ExtraBuffersMode = "auto",
 ) -> None:
     """Run one agent until ``stopping`` is set, then deregister and free the model."""
     status = AgentStatus(desired_slots_total=slots)
     inference = InferenceSlots(status=status, agent_name=name)
-    applier = StateApplier(status=status, inference=inference, slots=slots, threads=threads)
+    applier = StateApplier(
+        status=status,
+        inference=inference,
+        slots=slots,
+        threads=threads,
+        extra_buffers=extra_buffers,
+    )
     connection = BalancerConnection(
         management_addr=management_addr,
         agent_id=new_id(),
@@ -60,6 +68,7 @@ def run_agent(
     name: str | None,
     threads: int | None,
     api_key: str | None = None,
+    extra_buffers: ExtraBuffersMode = "auto",
 ) -> int:
     # A native crash (llama.cpp) prints every thread's Python stack to stderr, which is the log.
     faulthandler.enable()
@@ -77,6 +86,7 @@ def run_agent(
                 threads=threads,
                 stopping=stopping,
                 api_key=api_key,
+                extra_buffers=extra_buffers,
             )
         )
         signalled = asyncio.create_task(stopping.wait())

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from paddler_tui.protocol.agent_issue import (
@@ -20,11 +20,19 @@ from paddler_tui.protocol.agent_issue import (
     SlotCannotStart,
     UnableToFindChatTemplate,
 )
+from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.desired_state import AgentDesiredState
 from paddler_tui.protocol.inference_parameters import InferenceParameters
 from paddler_tui.protocol.model_source import NoModel
 from paddler_tui.server.agent.chat_template import ChatTemplate, ChatTemplateCompileError
 from paddler_tui.server.agent.engine_types import EngineLoadError, EngineSettings
+from paddler_tui.server.agent.extra_buffers import (
+    ExtraBuffersMode,
+    ProbeRunner,
+    VerdictCache,
+    decide_extra_buffers,
+    run_probe,
+)
 from paddler_tui.server.agent.inference_slots import InferenceSlots
 from paddler_tui.server.agent.model_resolution import ModelResolutionError, resolve_model
 from paddler_tui.server.agent.status import AgentStatus
@@ -68,12 +76,23 @@ class StateApplier:
     """Owns the reconciliation loop of one agent; :meth:`run` until cancelled."""
 
     def __init__(
-        self, *, status: AgentStatus, inference: InferenceSlots, slots: int, threads: int | None
+        self,
+        *,
+        status: AgentStatus,
+        inference: InferenceSlots,
+        slots: int,
+        threads: int | None,
+        extra_buffers: ExtraBuffersMode = "auto",
+        verdicts: VerdictCache | None = None,
+        probe: ProbeRunner = run_probe,
     ) -> None:
         self._status = status
         self._inference = inference
         self._slots = slots
         self._threads = threads
+        self._extra_buffers = extra_buffers
+        self._verdicts = verdicts if verdicts is not None else VerdictCache.default()
+        self._probe = probe
         self._desired: AgentDesiredState | None = None
         self._applied: _Attempt | None = None
         self._unappliable: AgentDesiredState | None = None
@@ -168,16 +187,15 @@ class StateApplier:
         if loaded is None or self._applied is None:
             return True
         current = self._applied
-        return (
-            current.model_path != attempt.model_path
-            or engine_settings(
-                attempt.model_path or "",
-                attempt.desired.inference_parameters,
-                slots=self._slots,
-                threads=self._threads,
-            )
-            != loaded.engine_settings
+        wanted = engine_settings(
+            attempt.model_path or "",
+            attempt.desired.inference_parameters,
+            slots=self._slots,
+            threads=self._threads,
         )
+        # The extra-buffers verdict depends only on the model, decided again on a reload.
+        wanted = replace(wanted, use_extra_buffers=loaded.engine_settings.use_extra_buffers)
+        return current.model_path != attempt.model_path or wanted != loaded.engine_settings
 
     async def _apply(self, attempt: _Attempt, *, loaded_now: bool) -> _Outcome:
         """Compile the template and make the state current on the loaded model."""
@@ -215,11 +233,25 @@ class StateApplier:
             )
             self._applied = attempt
             return "applied"
-        settings = engine_settings(
+        verdict = await decide_extra_buffers(
+            self._extra_buffers,
             attempt.model_path,
-            attempt.desired.inference_parameters,
-            slots=self._slots,
             threads=self._threads,
+            cache=self._verdicts,
+            probe=self._probe,
+        )
+        logger.info("extra buffers %s: %s", "on" if verdict.enabled else "off", verdict.reason)
+        self._status.update(
+            extra_buffers=ExtraBuffers(enabled=verdict.enabled, reason=verdict.reason)
+        )
+        settings = replace(
+            engine_settings(
+                attempt.model_path,
+                attempt.desired.inference_parameters,
+                slots=self._slots,
+                threads=self._threads,
+            ),
+            use_extra_buffers=verdict.enabled,
         )
         try:
             await self._inference.load(settings)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paddler_tui.protocol.agent_issue import AgentIssue, sorted_issues
+from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
 from paddler_tui.protocol.agent_status import (
     AgentStateApplicationStatus,
     SlotAggregatedStatusSnapshot,
@@ -20,6 +21,7 @@ class _Fields:
     download_filename: str | None = None
     download_indeterminate: bool = True
     download_total: int = 0
+    extra_buffers: ExtraBuffers | None = None  # reported apart from the Paddler snapshot
     issues: frozenset[AgentIssue] = frozenset()
     model_path: str | None = None
     slots_processing: int = 0
@@ -70,6 +72,10 @@ class AgentStatus:
     @property
     def state_application_status(self) -> AgentStateApplicationStatus:
         return self._fields.state_application_status
+
+    def host(self) -> UpdateAgentHost:
+        """The paddler-tui extension report, sent beside the Paddler snapshot."""
+        return UpdateAgentHost(extra_buffers=self._fields.extra_buffers)
 
     async def wait_for_change(self) -> None:
         await self._changed.wait()

@@ -15,6 +15,7 @@ from paddler_tui.protocol.agent_socket import (
     ToAgentNotificationEnvelope,
     ToAgentRequest,
     ToAgentRequestEnvelope,
+    UpdateAgentHost,
 )
 from paddler_tui.protocol.agent_status import AgentControllerSnapshot, SlotAggregatedStatusSnapshot
 from paddler_tui.protocol.desired_state import AgentDesiredState
@@ -57,6 +58,7 @@ class AgentController:
         self.id = agent_id
         self.name = name
         self.status = snapshot
+        self.host: UpdateAgentHost = UpdateAgentHost()  # a paddler-tui agent's extension report
         self.slots_processing = 0
         self._send = send
         self._channels: dict[str, Mailbox[ChannelItem]] = {}
@@ -78,6 +80,12 @@ class AgentController:
             self.status.model_copy(update={"slots_processing": 0, "version": 0})
         )
         self.status = snapshot
+        return changed
+
+    def apply_host(self, host: UpdateAgentHost) -> bool:
+        """Take the agent's host report; return whether it changed."""
+        changed = host != self.host
+        self.host = host
         return changed
 
     def snapshot(self) -> AgentControllerSnapshot:

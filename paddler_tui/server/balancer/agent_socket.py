@@ -16,6 +16,7 @@ from paddler_tui.protocol.agent_socket import (
     RegisterAgent,
     RelayedToken,
     ToAgentNotificationEnvelope,
+    UpdateAgentHost,
     UpdateAgentStatus,
     Version,
     decode_agent_frame,
@@ -122,6 +123,9 @@ async def _serve(socket: WebSocket, agent: AgentController, pool: AgentPool) -> 
             notification = message.value
             if isinstance(notification, UpdateAgentStatus):
                 if agent.apply_status(notification.slot_aggregated_status_snapshot):
+                    pool.changed.notify()
+            elif isinstance(notification, UpdateAgentHost):
+                if agent.apply_host(notification):
                     pool.changed.notify()
             elif isinstance(notification, DeregisterAgent):
                 return

@@ -31,6 +31,7 @@ HEARTBEAT_S = 1.0
 
 def monitor_agent(agent: AgentController) -> MonitorAgent:
     status = agent.status
+    extra_buffers = agent.host.extra_buffers
     return MonitorAgent(
         id=agent.id,
         name=agent.name,
@@ -42,6 +43,8 @@ def monitor_agent(agent: AgentController) -> MonitorAgent:
         download_total=status.download_total,
         download_filename=status.download_filename,
         issues=status.issues,
+        extra_buffers=extra_buffers.enabled if extra_buffers else None,
+        extra_buffers_reason=extra_buffers.reason if extra_buffers else None,
     )
 
 

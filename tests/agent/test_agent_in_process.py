@@ -1,0 +1,179 @@
+"""The agent run in this process against a test balancer endpoint, so that llama.cpp's calls can
+be watched: which thread computes, and how the model is loaded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import pytest
+
+from paddler_tui.net_address import HostPort
+from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
+from paddler_tui.protocol.embedding import EmbeddingDone
+from paddler_tui.protocol.generated_token import Done
+from paddler_tui.server.agent import extra_buffers
+from paddler_tui.server.agent.engine_thread import THREAD_NAME
+from paddler_tui.server.agent.extra_buffers import ExtraBuffersMode
+from paddler_tui.server.agent.main import serve_agent
+from tests.agent.agent_session import AgentSession, raw_prompt
+from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
+from tests.agent.conftest import desired_state
+from tests.balancer.cluster import AgentProcess
+
+# Every llama.cpp entry point that computes, or creates or frees what computes.
+COMPUTING = (
+    "llama_model_load_from_file",
+    "llama_init_from_model",
+    "llama_decode",
+    "llama_encode",
+    "llama_free",
+    "llama_model_free",
+)
+
+
+@dataclass
+class LlamaCalls:
+    """Which thread made each computing llama.cpp call, and the model parameters used."""
+
+    threads: dict[str, set[str]] = field(default_factory=dict)
+    extra_bufts: list[bool] = field(default_factory=list)
+
+    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name in COMPUTING:
+            monkeypatch.setattr(llama_cpp, name, self._wrap(name, getattr(llama_cpp, name)))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            self.threads.setdefault(name, set()).add(threading.current_thread().name)
+            if name == "llama_model_load_from_file":
+                self.extra_bufts.append(bool(args[1].use_extra_bufts))
+            return real(*args)
+
+        return call
+
+
+@dataclass
+class InProcessAgent:
+    session: AgentSession
+    stopping: asyncio.Event
+
+    @property
+    def record(self) -> AgentRecord:
+        return self.session.agent
+
+
+@contextlib.asynccontextmanager
+async def in_process_agent(
+    *, slots: int = 2, extra_buffers: ExtraBuffersMode = "auto"
+) -> AsyncIterator[InProcessAgent]:
+    async with BalancerEndpoint().running() as endpoint:
+        stopping = asyncio.Event()
+        agent = asyncio.create_task(
+            serve_agent(
+                management_addr=HostPort("127.0.0.1", endpoint.port),
+                slots=slots,
+                name="in-process",
+                threads=2,
+                stopping=stopping,
+                extra_buffers=extra_buffers,
+            )
+        )
+        try:
+            record = await endpoint.agent()
+            process: AgentProcess | None = None  # the agent is this process
+            session = AgentSession(endpoint, record, process, slots)  # type: ignore[arg-type]
+            yield InProcessAgent(session, stopping)
+        finally:
+            stopping.set()
+            await asyncio.wait_for(agent, 30)
+
+
+async def reload(agent: InProcessAgent, **parameters: object) -> None:
+    """Send a state that needs a new engine; wait until the agent serves it."""
+    record = agent.record
+    seen = len(record.snapshots)
+    await agent.session.endpoint.set_state(record, desired_state(**parameters))
+    async with asyncio.timeout(120):
+        while True:
+            newer = record.snapshots[seen:]
+            unloaded = [i for i, status in enumerate(newer) if status.slots_total == 0]
+            if unloaded and any(
+                status.state_application_status == "Applied" and status.slots_total
+                for status in newer[unloaded[0] :]
+            ):
+                return
+            record.changed.clear()
+            await record.changed.wait()
+
+
+async def reported_host(record: AgentRecord) -> UpdateAgentHost:
+    async with asyncio.timeout(30):
+        while not record.hosts:
+            record.changed.clear()
+            await record.changed.wait()
+    return record.hosts[-1]
+
+
+async def test_every_computation_runs_on_the_one_engine_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = LlamaCalls()
+    calls.watch(monkeypatch)
+    async with in_process_agent() as agent:
+        session = agent.session
+        await reload(agent, context_size=1024)
+        results = await asyncio.gather(
+            *(session.generate(raw_prompt(f"Count to {n}:", 8)) for n in (3, 4))
+        )
+        assert all(isinstance(r[-1], Done) for r in results)
+        # A reload (a new context size), then embeddings on yet another engine.
+        await reload(agent, context_size=2048)
+        assert isinstance((await session.generate(raw_prompt("Hi", 4)))[-1], Done)
+        await reload(agent, enable_embeddings=True)
+        embedded = await session.embed([("a", "one"), ("b", "two")], "None")
+        assert isinstance(embedded[-1], EmbeddingDone)
+    # Loads, warm-ups, decodes and frees of all three engines: one thread, the engine's.
+    assert calls.threads.keys() >= {"llama_model_load_from_file", "llama_decode", "llama_free"}
+    assert set().union(*calls.threads.values()) == {THREAD_NAME}, calls.threads
+
+
+@pytest.mark.parametrize(("mode", "expected"), [("off", False), ("on", True)])
+async def test_the_extra_buffers_flag_reaches_llama_cpp(
+    mode: ExtraBuffersMode, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = LlamaCalls()
+    calls.watch(monkeypatch)
+    async with in_process_agent(extra_buffers=mode) as agent:
+        await agent.session.apply()
+        host = await reported_host(agent.record)
+    assert calls.extra_bufts == [expected]
+    reason = f"{mode} (--extra-buffers {mode})"
+    assert host.extra_buffers == ExtraBuffers(enabled=expected, reason=reason)
+
+
+async def test_a_probe_killed_by_a_signal_loads_without_extra_buffers_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A cache of its own: the session's holds the real probe's verdict for this host.
+    monkeypatch.setenv("PADDLER_TUI_CACHE_DIR", str(tmp_path))
+    crash = [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGSEGV)"]
+    monkeypatch.setattr(extra_buffers, "probe_command", lambda *_: crash)
+    calls = LlamaCalls()
+    calls.watch(monkeypatch)
+    async with in_process_agent(extra_buffers="auto") as agent:
+        await agent.session.apply()
+        host = await reported_host(agent.record)
+        # And the agent serves without them.
+        assert isinstance((await agent.session.generate(raw_prompt("Hi", 4)))[-1], Done)
+    assert calls.extra_bufts == [False]
+    assert host.extra_buffers is not None
+    assert not host.extra_buffers.enabled
+    assert "killed by SIGSEGV" in host.extra_buffers.reason
