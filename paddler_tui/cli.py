@@ -16,6 +16,13 @@ from typing import TYPE_CHECKING
 
 from paddler_tui.api_key import API_KEY_ENV, api_key_from_env
 from paddler_tui.net_address import HostPort
+from paddler_tui.server.heartbeat import (
+    DEFAULT_INTERVAL_MS as DEFAULT_HEARTBEAT_INTERVAL_MS,
+)
+from paddler_tui.server.heartbeat import (
+    DEFAULT_TIMEOUT_MS as DEFAULT_HEARTBEAT_TIMEOUT_MS,
+)
+from paddler_tui.server.heartbeat import Heartbeat
 
 if TYPE_CHECKING:
     from paddler_tui.server.balancer.balancer import BalancerSettings
@@ -132,6 +139,7 @@ def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
         help="longest wait for each next token or embedding, the first one included "
         "(default: %(default)s)",
     )
+    _add_heartbeat_arguments(parser)
     limits = parser.add_argument_group("limits")
     limits.add_argument(
         "--max-request-body-bytes",
@@ -184,6 +192,35 @@ def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_heartbeat_arguments(parser: argparse.ArgumentParser) -> None:
+    heartbeat = parser.add_argument_group(
+        "agent socket heartbeats (milliseconds)",
+        "Both sides ping; a silent link is dropped within interval + timeout: the balancer "
+        "fails its requests with 502 and the agent redials.",
+    )
+    heartbeat.add_argument(
+        "--agent-heartbeat-interval",
+        type=_positive_int,
+        default=DEFAULT_HEARTBEAT_INTERVAL_MS,
+        metavar="MS",
+        help="ping the other side this often (default: %(default)s)",
+    )
+    heartbeat.add_argument(
+        "--agent-heartbeat-timeout",
+        type=_positive_int,
+        default=DEFAULT_HEARTBEAT_TIMEOUT_MS,
+        metavar="MS",
+        help="declare the link dead when a pong is this late (default: %(default)s)",
+    )
+
+
+def heartbeat(arguments: argparse.Namespace) -> Heartbeat:
+    return Heartbeat(
+        interval_ms=arguments.agent_heartbeat_interval,
+        timeout_ms=arguments.agent_heartbeat_timeout,
+    )
+
+
 def _add_agent_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup, *, standalone: bool
 ) -> None:
@@ -225,6 +262,8 @@ def _add_agent_arguments(
         "host, llama.cpp build and model kind. (default: %(default)s)",
     )
     if standalone:
+        assert isinstance(parser, argparse.ArgumentParser)
+        _add_heartbeat_arguments(parser)
         _add_api_key(parser, "the balancer's API key")
 
 
@@ -327,6 +366,7 @@ def _run_agent(arguments: argparse.Namespace) -> int:
         threads=arguments.threads,
         api_key=arguments.api_key,
         extra_buffers=arguments.extra_buffers,
+        heartbeat=heartbeat(arguments),
     )
 
 
@@ -348,6 +388,7 @@ def balancer_settings(arguments: argparse.Namespace) -> BalancerSettings:
         statsd_reporting_interval_ms=arguments.statsd_reporting_interval,
         body_limit=arguments.max_request_body_bytes,
         api_key=arguments.api_key,
+        agent_heartbeat=heartbeat(arguments),
     )
 
 
@@ -369,6 +410,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
             model=arguments.model,
             threads=arguments.threads,
             extra_buffers=arguments.extra_buffers,
+            heartbeat=heartbeat(arguments),
         ),
         detach=arguments.detach,
         detached_child=arguments.detached_child,

@@ -5,8 +5,12 @@ import sys
 
 import pytest
 
-from paddler_tui.cli import build_parser, package_version
+from pathlib import Path
+
+from paddler_tui.cli import balancer_settings, build_parser, heartbeat, package_version
 from paddler_tui.net_address import HostPort
+from paddler_tui.server.heartbeat import Heartbeat
+from paddler_tui.server.local_agents import LocalAgents, LocalAgentsSpec
 
 
 def run_cli(*arguments: str) -> subprocess.CompletedProcess[str]:
@@ -85,3 +89,34 @@ def test_host_port_round_trips_ipv6() -> None:
     address = HostPort.parse("[::1]:8060")
     assert address == HostPort("::1", 8060)
     assert str(address) == "[::1]:8060"
+
+
+def test_heartbeats_default_to_a_silent_link_found_within_ten_seconds() -> None:
+    parser = build_parser()
+    for command in (
+        ["balancer"],
+        ["serve"],
+        ["agent", "--management-addr", "127.0.0.1:1", "--slots", "1"],
+    ):
+        beat = heartbeat(parser.parse_args(command))
+        assert beat == Heartbeat(interval_ms=2000, timeout_ms=5000)
+        assert beat.interval_ms + beat.timeout_ms <= 10_000
+
+
+def test_heartbeat_flags_reach_the_balancer_and_the_local_agents() -> None:
+    flags = ["--agent-heartbeat-interval", "250", "--agent-heartbeat-timeout", "750"]
+    arguments = build_parser().parse_args(["serve", *flags])
+    assert balancer_settings(arguments).agent_heartbeat == Heartbeat(
+        interval_ms=250, timeout_ms=750
+    )
+    spec = LocalAgentsSpec(heartbeat=heartbeat(arguments))
+    command = LocalAgents(spec, HostPort("127.0.0.1", 1), Path("/unused")).command(1)
+    assert command[command.index("--agent-heartbeat-interval") + 1] == "250"
+    assert command[command.index("--agent-heartbeat-timeout") + 1] == "750"
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon"])
+def test_heartbeats_must_be_positive_milliseconds(value: str) -> None:
+    result = run_cli("balancer", "--agent-heartbeat-timeout", value)
+    assert result.returncode == 2
+    assert "--agent-heartbeat-timeout" in result.stderr

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from paddler_tui.api_key import API_KEY_ENV
@@ -16,6 +16,7 @@ from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.desired_state import BalancerDesiredState
 from paddler_tui.protocol.model_source import AgentDesiredModel, LocalToAgent, Url
+from paddler_tui.server.heartbeat import Heartbeat
 
 AGENT_STOP_TIMEOUT_S = 5.0
 
@@ -27,6 +28,7 @@ class LocalAgentsSpec:
     model: str = "default"
     threads: int | None = None
     extra_buffers: str = "auto"  # auto | on | off, as the agent's --extra-buffers
+    heartbeat: Heartbeat = field(default_factory=Heartbeat)  # the balancer's, mirrored
 
 
 def model_source(model: str) -> AgentDesiredModel:
@@ -60,24 +62,35 @@ class LocalAgents:
         self._env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
         self.processes: list[subprocess.Popen[bytes]] = []
 
+    def command(self, index: int) -> list[str]:
+        """The command line of agent number ``index`` (from 1)."""
+        spec = self.spec
+        command = [
+            sys.executable,
+            "-m",
+            "paddler_tui",
+            "agent",
+            "--management-addr",
+            str(self._management_addr),
+            "--slots",
+            str(spec.slots),
+            "--name",
+            f"agent-{index}",
+            "--extra-buffers",
+            spec.extra_buffers,
+            "--agent-heartbeat-interval",
+            str(spec.heartbeat.interval_ms),
+            "--agent-heartbeat-timeout",
+            str(spec.heartbeat.timeout_ms),
+        ]
+        if spec.threads is not None:
+            command += ["--threads", str(spec.threads)]
+        return command
+
     def start(self) -> None:
         self._log_dir.mkdir(parents=True, exist_ok=True)
         for index in range(1, self.spec.agents + 1):
-            command = [
-                sys.executable,
-                "-m",
-                "paddler_tui",
-                "agent",
-                "--management-addr",
-                str(self._management_addr),
-                "--slots",
-                str(self.spec.slots),
-                "--name",
-                f"agent-{index}",
-            ]
-            if self.spec.threads is not None:
-                command += ["--threads", str(self.spec.threads)]
-            command += ["--extra-buffers", self.spec.extra_buffers]
+            command = self.command(index)
             with (self._log_dir / f"agent-{index}.log").open("ab") as log:
                 self.processes.append(
                     subprocess.Popen(

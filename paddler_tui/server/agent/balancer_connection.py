@@ -40,12 +40,14 @@ from paddler_tui.protocol.errors import ProtocolError
 from paddler_tui.server.agent.inference_slots import InferenceSlots
 from paddler_tui.server.agent.state_applier import StateApplier
 from paddler_tui.server.agent.status import AgentStatus
+from paddler_tui.server.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
 PADDLER_VERSION = "4.1.0"
 RECONNECT_INTERVAL_S = 1.0
-HEARTBEAT_INTERVAL_S = 1.0
+# A status report goes out on every change, and at least this often.
+STATUS_REPORT_INTERVAL_S = 1.0
 MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
 
@@ -62,6 +64,7 @@ class BalancerConnection:
         inference: InferenceSlots,
         applier: StateApplier,
         api_key: str | None = None,
+        heartbeat: Heartbeat | None = None,
     ) -> None:
         self.url = f"ws://{management_addr}/api/v1/agent_socket/{agent_id}"
         self._headers = authorization_headers(api_key)
@@ -69,6 +72,7 @@ class BalancerConnection:
         self._status = status
         self._inference = inference
         self._applier = applier
+        self._heartbeat = heartbeat if heartbeat is not None else Heartbeat()
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
         self._sent_host: UpdateAgentHost | None = None  # on this connection
 
@@ -79,13 +83,15 @@ class BalancerConnection:
                     self.url,
                     max_size=MAX_MESSAGE_BYTES,
                     open_timeout=5,
-                    ping_interval=None,
+                    ping_interval=self._heartbeat.interval_s,
+                    ping_timeout=self._heartbeat.timeout_s,
                     additional_headers=self._headers,
                 ) as socket:
                     logger.info("connected to %s", self.url)
                     await self._session(socket, stopping)
             except (OSError, WebSocketException, TimeoutError) as error:
-                logger.info("balancer connection: %s", error or type(error).__name__)
+                # A heartbeat that went unanswered reads "keepalive ping timeout" here.
+                logger.warning("balancer connection lost: %s", error or type(error).__name__)
             finally:
                 # Whatever the socket carried is gone; the balancer already failed those requests.
                 self._inference.stop_all()
@@ -134,7 +140,7 @@ class BalancerConnection:
     async def _report_status(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._status.wait_for_change(), HEARTBEAT_INTERVAL_S)
+                await asyncio.wait_for(self._status.wait_for_change(), STATUS_REPORT_INTERVAL_S)
             update = UpdateAgentStatus(slot_aggregated_status_snapshot=self._status.snapshot())
             self._send(FromAgentNotificationEnvelope(value=update))
             self._send_host()

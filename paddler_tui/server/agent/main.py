@@ -15,6 +15,7 @@ from paddler_tui.server.agent.extra_buffers import ExtraBuffersMode
 from paddler_tui.server.agent.inference_slots import InferenceSlots
 from paddler_tui.server.agent.state_applier import StateApplier
 from paddler_tui.server.agent.status import AgentStatus
+from paddler_tui.server.heartbeat import Heartbeat
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ async def serve_agent(
     stopping: asyncio.Event,
     api_key: str | None = None,
     extra_buffers: ExtraBuffersMode = "auto",
+    heartbeat: Heartbeat | None = None,
 ) -> None:
     """Run one agent until ``stopping`` is set, then deregister and free the model."""
     status = AgentStatus(desired_slots_total=slots)
@@ -50,6 +52,7 @@ async def serve_agent(
         inference=inference,
         applier=applier,
         api_key=api_key,
+        heartbeat=heartbeat,
     )
     applying = asyncio.create_task(applier.run())
     try:
@@ -69,6 +72,7 @@ def run_agent(
     threads: int | None,
     api_key: str | None = None,
     extra_buffers: ExtraBuffersMode = "auto",
+    heartbeat: Heartbeat | None = None,
 ) -> int:
     # A native crash (llama.cpp) prints every thread's Python stack to stderr, which is the log.
     faulthandler.enable()
@@ -87,6 +91,7 @@ def run_agent(
                 stopping=stopping,
                 api_key=api_key,
                 extra_buffers=extra_buffers,
+                heartbeat=heartbeat,
             )
         )
         signalled = asyncio.create_task(stopping.wait())

@@ -14,6 +14,7 @@ from paddler_tui.server.balancer.monitor_hub import MonitorHub
 from paddler_tui.server.balancer.request_forwarder import RequestForwarder
 from paddler_tui.server.balancer.slot_buffer import SlotBuffer
 from paddler_tui.server.balancer.state_database import StateDatabase
+from paddler_tui.server.heartbeat import Heartbeat
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,6 +32,7 @@ class BalancerSettings:
     statsd_prefix: str = "paddler_"
     statsd_reporting_interval_ms: int = 10000
     body_limit: int = DEFAULT_BODY_LIMIT
+    agent_heartbeat: Heartbeat = field(default_factory=Heartbeat)
     # Required as `Authorization: Bearer` on every route but /health; kept out of reprs and logs.
     api_key: str | None = field(default=None, repr=False)
 

@@ -31,7 +31,8 @@ from paddler_tui.server.balancer.statsd import report_statsd
 logger = logging.getLogger(__name__)
 
 WEBSOCKET_MAX_BYTES = 50 * 1024 * 1024
-WEBSOCKET_PING_INTERVAL_S = 3.0
+# (interval, timeout) in seconds for the inference and OpenAI services' sockets.
+WEBSOCKET_PINGS = (3.0, 20.0)
 GRACEFUL_SHUTDOWN_S = 2
 # How long shutdown waits for inference sockets to send their errors and close frames.
 SOCKET_CLOSE_GRACE_S = 2.0
@@ -90,13 +91,17 @@ async def serve_balancer(
         "OpenAI-compatible service": create_openai_app,
     }
     apps = {name: factories[name](balancer) for name in sockets}
+    heartbeat = balancer.settings.agent_heartbeat
+    # The management service carries the agent sockets: its pings are their heartbeats.
+    pings = {"management service": (heartbeat.interval_s, heartbeat.timeout_s)}
     servers = [
         _Server(
             uvicorn.Config(
                 apps[name],
                 ws="websockets-sansio",
                 ws_max_size=WEBSOCKET_MAX_BYTES,
-                ws_ping_interval=WEBSOCKET_PING_INTERVAL_S,
+                ws_ping_interval=pings.get(name, WEBSOCKET_PINGS)[0],
+                ws_ping_timeout=pings.get(name, WEBSOCKET_PINGS)[1],
                 # One small frame per token: deflate costs more CPU than it saves bytes (and
                 # Paddler does not compress either).
                 ws_per_message_deflate=False,
