@@ -2,10 +2,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-
-from pathlib import Path
 
 from paddler_tui.cli import balancer_settings, build_parser, heartbeat, package_version
 from paddler_tui.net_address import HostPort
