@@ -1,0 +1,1 @@
+"""Test tooling shared by several test packages (no tests here)."""
