@@ -195,6 +195,9 @@ async def test_a_silent_partition_is_a_502_and_the_agent_rejoins_after_it_withou
         rejoined_s = loop.time() - healed_at
         p.never_reloaded(agents.snapshots[since_heal:])
         await serves(client, p)
+    # The agent's own heartbeat noticed the silent link, and its log says so.
+    assert "balancer connection lost: " in p.agent.log_text(), p.agent.log_tail()
+    assert "keepalive ping timeout" in p.agent.log_text(), p.agent.log_tail()
     print(
         f"\nsilent partition: 502 after {failed_s:.2f} s, agent dropped after {dropped_s:.2f} s;"
         f" healed: agent back and ready after {rejoined_s:.2f} s"
@@ -218,6 +221,7 @@ async def test_a_reset_mid_stream_is_a_prompt_502_and_the_agent_reconnects(
         rejoined_s = loop.time() - reset_at
         p.never_reloaded(agents.snapshots[since:])
         await serves(client, p)
+    assert "balancer connection lost: " in p.agent.log_text(), p.agent.log_tail()
     print(f"\nreset: 502 after {failed_s:.2f} s, agent back and ready after {rejoined_s:.2f} s")
 
 
@@ -274,4 +278,5 @@ async def test_a_balancer_restarted_behind_the_proxy_gets_the_agent_back_unreloa
         await serves(client, p)
     # It came back through the proxy, on a connection of its own.
     assert p.proxy.accepted > accepted
+    assert "balancer connection lost: " in p.agent.log_text(), p.agent.log_tail()
     print(f"\nbalancer restart: agent back and ready {rejoined_s:.2f} s after it answered")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
@@ -90,8 +91,7 @@ class BalancerConnection:
                     logger.info("connected to %s", self.url)
                     await self._session(socket, stopping)
             except (OSError, WebSocketException, TimeoutError) as error:
-                # A heartbeat that went unanswered reads "keepalive ping timeout" here.
-                logger.warning("balancer connection lost: %s", error or type(error).__name__)
+                logger.warning("cannot reach the balancer: %s", error or type(error).__name__)
             finally:
                 # Whatever the socket carried is gone; the balancer already failed those requests.
                 self._inference.stop_all()
@@ -122,12 +122,14 @@ class BalancerConnection:
             asyncio.create_task(stopping.wait()),
         ]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        if stopping.is_set():
+        if not stopping.is_set():
+            logger.warning("balancer connection lost: %s", _why_closed(socket, done))
+        else:
             deregister = FromAgentNotificationEnvelope(value=DeregisterAgent())
             with contextlib.suppress(WebSocketException, OSError, TimeoutError):
                 await socket.send(encode_agent_to_balancer_message(deregister), text=True)
@@ -193,3 +195,11 @@ class BalancerConnection:
             self._respond(message.id, self._inference.model_metadata())
         elif isinstance(request, GetChatTemplateOverride):
             self._respond(message.id, self._inference.chat_template_override())
+
+
+def _why_closed(socket: ClientConnection, done: set[asyncio.Task[Any]]) -> str:
+    """Why a session ended: an unanswered heartbeat reads "keepalive ping timeout"."""
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            return str(error) or type(error).__name__
+    return f"closed by the balancer ({socket.close_code} {socket.close_reason or ''})".strip()
