@@ -16,17 +16,18 @@ import traceback
 
 from bench.common import RESULTS, Row, print_table
 
-# Model-engine benches first, then the cluster benches (issue 8), which have targets.
+# Model-engine benches first, then the cluster benches (issues 8 and 12), which have targets.
 BENCHES = (
     "agent_throughput",
     "prompt_cache",
     "embeddings",
     "balancer_relay",
     "cluster_load",
+    "end_to_end",
     "memory",
     "monitor_subscriber",
 )
-SUMMARIZED = ("balancer_relay", "cluster_load", "memory", "monitor_subscriber")
+SUMMARIZED = ("balancer_relay", "cluster_load", "end_to_end", "memory", "monitor_subscriber")
 
 
 def main(argv: list[str]) -> int:

@@ -1,12 +1,21 @@
-"""Aggregate generation throughput of the agent engine against llama-cpp-python's ``Llama``.
+"""Aggregate generation throughput of the agent's engine, in this process, against
+llama-cpp-python's ``Llama`` and llama.cpp's ``llama-server``, each in a process of its own.
 
 The same four greedy 128-token requests run:
 
-* through one :class:`Engine` with 4 slots, 1, 2 and 4 at a time (so 4, 2 and 1 waves);
-* one after another through the high-level ``Llama`` (the single-stream baseline), with the
-  same model, context size, batch size, threads and KV cache types;
-* optionally through a llama.cpp ``llama-server`` binary (``--llama-server PATH``), 1, 2 and 4
-  at a time over HTTP.
+* through one :class:`Engine` with 4 slots, 1, 2 and 4 at a time (so 4, 2 and 1 waves). The
+  engine is measured directly in this process (no agent, balancer or network; for those see
+  ``bench/end_to_end.py``);
+* one after another through the high-level ``Llama`` (the single-stream baseline) in a child
+  process (:mod:`bench.llama_baseline`), with the same model, context size, batch size, threads
+  and KV cache types;
+* optionally through llama.cpp's ``llama-server`` (``--llama-server`` alone: the one
+  :mod:`bench.llama_server` builds from the vendored llama.cpp; or ``--llama-server PATH``),
+  1, 2 and 4 at a time over HTTP.
+
+The setups take turns within each of ``--repeats`` rounds and the best round of each counts,
+so a noisy moment on the machine hits all alike. Extra buffer types (weight repacking) are off
+on every side only where the agent's probe says they crash on this host.
 
 Aggregate tokens/s = generated tokens / wall time of the whole run (prompt processing
 included). The prompts ask for long texts so that greedy decoding runs the full 128 tokens; the
@@ -20,24 +29,27 @@ Run: ``python bench/agent_throughput.py`` (writes ``bench/results/agent_throughp
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine
+from bench.common import extra_buffers_verdict, machine, print_machine
+from bench.llama_baseline import Child, child
+from bench.llama_server import LlamaServer, build, llama_server, server_args
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES, default_thread_count
+from paddler_tui.server.agent.engine_model import default_thread_count
 from paddler_tui.server.agent.engine_types import (
     EngineEvent,
     EngineSettings,
@@ -139,94 +151,118 @@ def run_engine(engine: Engine, concurrency: int, max_tokens: int) -> RunResult:
     return RunResult(concurrency, seconds, generated, texts)
 
 
-def run_llama_sequential(llama: object, max_tokens: int) -> RunResult:
-    seconds = 0.0
-    generated: list[int] = []
-    texts: list[str] = []
-    for text in PROMPTS:
-        started = time.perf_counter()
-        completion = llama.create_completion(  # type: ignore[attr-defined]
-            chat_prompt(text),
-            max_tokens=max_tokens,
-            temperature=0.0,
-            repeat_penalty=1.0,
-            frequency_penalty=0.0,
-            presence_penalty=0.0,
-        )
-        seconds += time.perf_counter() - started
-        generated.append(int(completion["usage"]["completion_tokens"]))
-        texts.append(str(completion["choices"][0]["text"]))
-    return RunResult(1, seconds, generated, texts)
+def run_llama_sequential(llama: Child, max_tokens: int) -> RunResult:
+    answer = llama.call(
+        {"prompts": [chat_prompt(text) for text in PROMPTS], "max_tokens": max_tokens}
+    )
+    # The child's own timing of each completion: no pipe, no gaps between requests.
+    return RunResult(1, sum(answer["seconds"]), answer["generated"], answer["texts"])
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def run_llama_server(
-    binary: str, model: str, args: argparse.Namespace, max_tokens: int
-) -> dict[str, float]:
+def run_server(url: str, concurrency: int, max_tokens: int) -> RunResult:
     """The same waves against llama.cpp's own server (continuous batching in C++)."""
     import httpx
 
-    port = free_port()
-    command = [
-        binary,
-        *("-m", model, "-c", str(args.context_size), "-np", str(SLOTS)),
-        *("-t", str(args.threads), "-tb", str(args.threads), "-b", str(args.n_batch)),
-        *("-ctk", "q8_0", "-ctv", "q8_0", "--port", str(port), "--host", "127.0.0.1"),
-    ]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=300) as client:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if client.get(f"{url}/health").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("llama-server did not become healthy")
-                time.sleep(0.2)
+    counts: list[int] = [0] * len(PROMPTS)
+    texts: list[str] = [""] * len(PROMPTS)
+    with httpx.Client(timeout=300) as client:
 
-            def one(text: str, out: list[int]) -> None:
-                body = {
-                    "prompt": chat_prompt(text),
-                    "n_predict": max_tokens,
-                    "temperature": 0.0,
-                    "repeat_penalty": 1.0,
-                    "cache_prompt": False,
-                }
-                response = client.post(f"{url}/completion", json=body)
-                out.append(int(response.json()["tokens_predicted"]))
+        def one(index: int) -> None:
+            body = {
+                "prompt": chat_prompt(PROMPTS[index]),
+                "n_predict": max_tokens,
+                "temperature": 0.0,
+                "repeat_penalty": 1.0,
+                "cache_prompt": False,
+            }
+            answer = client.post(f"{url}/completion", json=body).json()
+            counts[index] = int(answer["tokens_predicted"])
+            texts[index] = str(answer["content"])
 
-            results: dict[str, float] = {}
-            for concurrency in (1, 2, 4):
-                counts: list[int] = []
-                started = time.perf_counter()
-                for start in range(0, len(PROMPTS), concurrency):
-                    threads = [
-                        threading.Thread(target=one, args=(text, counts))
-                        for text in PROMPTS[start : start + concurrency]
-                    ]
-                    for thread in threads:
-                        thread.start()
-                    for thread in threads:
-                        thread.join()
-                seconds = time.perf_counter() - started
-                results[str(concurrency)] = sum(counts) / seconds
-            return results
-    finally:
-        server.terminate()
-        server.wait(10)
+        started = time.perf_counter()
+        for start in range(0, len(PROMPTS), concurrency):
+            threads = [
+                threading.Thread(target=one, args=(index,))
+                for index in range(start, min(start + concurrency, len(PROMPTS)))
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        seconds = time.perf_counter() - started
+    return RunResult(concurrency, seconds, counts, texts)
+
+
+@contextlib.contextmanager
+def maybe_server(
+    binary: str | None, model: str, args: argparse.Namespace, repack: bool
+) -> Iterator[LlamaServer | None]:
+    if binary is None:
+        yield None
+        return
+    path = build() if binary == "build" else Path(shutil.which(binary) or binary)
+    command = server_args(
+        model,
+        slots=SLOTS,
+        threads=args.threads,
+        context_size=args.context_size,
+        cache_type="q8_0",  # the engine's (Paddler's) default KV cache type
+        no_repack=not repack,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-llama-server-") as directory,
+        llama_server(
+            [*command, "-b", str(args.n_batch)], log=Path(directory) / "log", binary=path
+        ) as server,
+    ):
+        yield server
 
 
 def best_of(runs: list[RunResult]) -> RunResult:
     return max(runs, key=lambda run: run.tokens_per_second)
+
+
+def measure(
+    settings: EngineSettings, args: argparse.Namespace, repack: bool
+) -> tuple[RunResult, dict[int, RunResult], dict[str, RunResult] | None]:
+    """The best run of each setup: Llama, the engine at 1, 2, 4 and llama-server at 1, 2, 4."""
+    model = settings.model_path
+    setup = {
+        "model": model,
+        "context_size": args.context_size,
+        "n_batch": args.n_batch,
+        "threads": args.threads,
+        "kv_cache_dtype": settings.k_cache_dtype,
+        "extra_buffers": repack,
+        "warm_up": [chat_prompt(PROMPTS[0])],
+    }
+    engine = Engine.load(settings)
+    baseline_runs: list[RunResult] = []
+    engine_tries: dict[int, list[RunResult]] = {1: [], 2: [], 4: []}
+    server_tries: dict[int, list[RunResult]] = {1: [], 2: [], 4: []}
+    try:
+        with (
+            child("bench.llama_baseline:llama_completer", setup) as llama,
+            maybe_server(args.llama_server, model, args, repack) as server,
+        ):
+            run_engine(engine, SLOTS, 16)  # warm-ups (the child warmed up as it started)
+            if server is not None:
+                run_server(server.url, SLOTS, 16)
+            # Setups take turns within each repeat, so a noisy moment hits all alike.
+            for _ in range(args.repeats):
+                baseline_runs.append(run_llama_sequential(llama, args.tokens))
+                for concurrency, tries in engine_tries.items():
+                    tries.append(run_engine(engine, concurrency, args.tokens))
+                if server is not None:
+                    for concurrency, tries in server_tries.items():
+                        tries.append(run_server(server.url, concurrency, args.tokens))
+    finally:
+        engine.close()
+    server_runs = (
+        {str(c): best_of(tries) for c, tries in server_tries.items()} if args.llama_server else None
+    )
+    engine_runs = {concurrency: best_of(tries) for concurrency, tries in engine_tries.items()}
+    return best_of(baseline_runs), engine_runs, server_runs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -237,10 +273,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--context-size", type=int, default=2048)
     parser.add_argument("--n-batch", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3, help="runs per setup; the best counts")
-    parser.add_argument("--llama-server", default=None, help="path of a llama-server binary")
+    parser.add_argument(
+        "--llama-server",
+        nargs="?",
+        const="build",
+        default=None,
+        help="also llama-server: the built one (no PATH) or the binary at PATH",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     model = args.model or str(default_model_path())
+    repack, repack_reason = extra_buffers_verdict(model)
 
     settings = EngineSettings(
         model_path=model,
@@ -248,60 +291,27 @@ def main(argv: list[str] | None = None) -> int:
         context_size=args.context_size,
         n_batch=args.n_batch,
         n_threads=args.threads,
+        use_extra_buffers=repack,
     )
-    from llama_cpp import Llama
-
-    engine = Engine.load(settings)
-    llama = Llama(
-        model_path=model,
-        n_ctx=args.context_size,
-        n_batch=args.n_batch,
-        n_ubatch=args.n_batch,
-        n_threads=args.threads,
-        n_threads_batch=args.threads,
-        type_k=KV_CACHE_DTYPES[settings.k_cache_dtype],
-        type_v=KV_CACHE_DTYPES[settings.v_cache_dtype],
-        flash_attn=True,  # the engine's "auto" turns it on (a quantized V cache needs it)
-        verbose=False,
-    )
-    try:
-        run_engine(engine, SLOTS, 16)  # warm-ups
-        run_llama_sequential(llama, 16)
-        # Setups take turns within each repeat, so a noisy moment on the machine hits all alike.
-        baseline_runs: list[RunResult] = []
-        engine_tries: dict[int, list[RunResult]] = {1: [], 2: [], 4: []}
-        for _ in range(args.repeats):
-            baseline_runs.append(run_llama_sequential(llama, args.tokens))
-            for concurrency, tries in engine_tries.items():
-                tries.append(run_engine(engine, concurrency, args.tokens))
-        baseline = best_of(baseline_runs)
-        engine_runs = {concurrency: best_of(tries) for concurrency, tries in engine_tries.items()}
-    finally:
-        engine.close()
-        llama.close()
-
-    server: dict[str, float] | None = None
-    if args.llama_server:
-        binary = shutil.which(args.llama_server) or args.llama_server
-        server = run_llama_server(binary, model, args, args.tokens)
+    baseline, engine_runs, server_runs = measure(settings, args, repack)
 
     base_rate = baseline.tokens_per_second
     same_text = sum(
         a == b for a, b in zip(engine_runs[1].texts, baseline.texts, strict=True)
     ) / len(PROMPTS)
+    print_machine()
     print(f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens/request")
+    print(f"extra buffer types: {'on' if repack else 'off'} ({repack_reason})")
     print(f"{'setup':<34}{'tokens':>8}{'seconds':>10}{'tok/s':>10}{'x base':>9}")
-    rows = [("llama-cpp-python Llama, sequential", baseline)] + [
-        (f"engine, {c} concurrent", engine_runs[c]) for c in (1, 2, 4)
+    rows = [("Llama (own process), sequential", baseline)] + [
+        (f"engine (in-process), {c} concurrent", engine_runs[c]) for c in (1, 2, 4)
     ]
+    rows += [(f"llama-server, {c} concurrent", run) for c, run in (server_runs or {}).items()]
     for name, run in rows:
         print(
             f"{name:<34}{sum(run.generated):>8}{run.seconds:>10.2f}"
             f"{run.tokens_per_second:>10.1f}{run.tokens_per_second / base_rate:>9.2f}"
         )
-    if server:
-        for label, rate in server.items():
-            print(f"{'llama-server, ' + label + ' concurrent':<34}{'':>18}{rate:>10.1f}")
     ratio_4 = engine_runs[4].tokens_per_second / base_rate
     ratio_1 = engine_runs[1].tokens_per_second / base_rate
     print(f"4 concurrent vs sequential baseline: {ratio_4:.2f}x (target >= 1.8x)")
@@ -319,7 +329,10 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": args.repeats,
         "baseline_sequential": _summary(baseline),
         "engine": {str(c): _summary(run) for c, run in engine_runs.items()},
-        "llama_server": server,
+        "extra_buffers": {"enabled": repack, "reason": repack_reason},
+        "llama_server": (
+            {c: _summary(run) for c, run in server_runs.items()} if server_runs else None
+        ),
         "ratio_4_concurrent_vs_baseline": round(ratio_4, 3),
         "ratio_single_vs_baseline": round(ratio_1, 3),
         "greedy_texts_identical_fraction": same_text,

@@ -7,6 +7,7 @@ subprocesses on free loopback ports), so benches and tests start processes the s
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import json
 import math
 import os
@@ -21,12 +22,58 @@ from tests.balancer.cluster import Cluster, cluster_env
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def cpu() -> tuple[str, list[str]]:
+    """The CPU's model name and feature flags, from /proc/cpuinfo (ARM calls them Features).
+
+    llama.cpp picks its kernels (and whether weights are repacked) by these flags, so two
+    results are only comparable on the same model and flags.
+    """
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    name = fields.get("model name") or fields.get("Hardware") or platform.processor()
+    flags = fields.get("flags") or fields.get("Features") or ""
+    return name or "unknown", flags.split()
+
+
+def llama_cpp_python_version() -> str | None:
+    try:
+        return importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def machine() -> dict[str, object]:
+    name, flags = cpu()
     return {
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
+        "cpu_model": name,
+        "cpu_flags": flags,
         "python": platform.python_version(),
+        "llama_cpp_python": llama_cpp_python_version(),
     }
+
+
+def print_machine() -> None:
+    """The line printed before each bench's result: which CPU (and kernels) produced it."""
+    name, flags = cpu()
+    print(f"\ncpu: {name} ({os.cpu_count()} cpus), llama-cpp-python {llama_cpp_python_version()}")
+    print(f"cpu flags: {' '.join(flags)}")
+
+
+def extra_buffers_verdict(model: str) -> tuple[bool, str]:
+    """Whether llama.cpp's extra buffer types (weight repacking) work on this host, and why.
+
+    The agent's cached per-host probe decides; every side of a comparison follows it, so that
+    llama-server gets ``--no-repack`` (and ``Llama`` no extra buffers) only where they crash.
+    """
+    from paddler_tui.server.agent.extra_buffers import probe_verdict_sync
+
+    verdict = probe_verdict_sync(model)
+    return verdict.enabled, verdict.reason
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -64,6 +111,7 @@ def _number(value: float | None) -> str:
 
 
 def print_table(title: str, rows: Sequence[Row]) -> None:
+    print_machine()
     print(f"\n{title}")
     header = f"{'metric':<64}{'value':>12}{'baseline':>12}  {'unit':<10}{'target':<16}result"
     print(header)

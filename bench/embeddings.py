@@ -1,11 +1,18 @@
-"""Embedding throughput of the agent engine against llama-cpp-python's ``Llama.embed``.
+"""Embedding throughput of the agent's engine, in this process, against llama-cpp-python's
+``Llama.embed`` in a process of its own.
 
 The same 256 short documents are embedded with mean pooling:
 
 * by one :class:`Engine` with 4 slots, as one embedding job (what one GenerateEmbeddingBatch
-  request becomes on an agent), raw vectors out;
-* by the high-level ``Llama(embedding=True)``, one ``embed`` call over the whole list, with
-  the same model, context size, batch size, threads and KV cache types.
+  request becomes on an agent), raw vectors out. The engine is measured directly in this
+  process (no agent, balancer or network);
+* by the high-level ``Llama(embedding=True)`` in a child process (:mod:`bench.llama_baseline`),
+  one ``embed`` call over the whole list, with the same model, context size, batch size,
+  threads and KV cache types.
+
+The two take turns within each of ``--repeats`` rounds and the best round of each counts.
+Extra buffer types (weight repacking) are off on both sides only where the agent's probe says
+they crash on this host.
 
 Documents per second = 256 / wall time. Both sides must produce the same vectors (cosine
 similarity ~1), which the run checks.
@@ -34,10 +41,11 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine
+from bench.common import extra_buffers_verdict, machine, print_machine
+from bench.llama_baseline import Child, child
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES, default_thread_count
+from paddler_tui.server.agent.engine_model import default_thread_count
 from paddler_tui.server.agent.engine_types import (
     DocumentEmbedded,
     EmbeddingJob,
@@ -87,21 +95,24 @@ def run_engine(engine: Engine, texts: list[str]) -> tuple[float, list[list[float
     return seconds, [vectors[str(n)] for n in range(len(texts))]
 
 
-def run_llama(llama: object, texts: list[str]) -> tuple[float, list[list[float]]]:
-    started = time.perf_counter()
-    vectors = llama.embed(texts)  # type: ignore[attr-defined]
-    return time.perf_counter() - started, vectors
+def run_llama(llama: Child, texts: list[str], *, vectors: bool) -> tuple[float, list[list[float]]]:
+    """The child's own timing of one ``embed`` call; the vectors only when asked for."""
+    answer = llama.call({"texts": texts, "vectors": vectors})
+    return float(answer["seconds"]), answer["vectors"] or []
 
 
-def compare(engine: Engine, llama: object, texts: list[str], repeats: int) -> dict[str, Any]:
+def compare(engine: Engine, llama: Child, texts: list[str], repeats: int) -> dict[str, Any]:
     """Best of ``repeats`` runs of each setup; the setups take turns, so a noisy moment on the
     machine hits both alike."""
     engine_seconds: list[float] = []
     llama_seconds: list[float] = []
-    for _ in range(repeats):
+    llama_vectors: list[list[float]] = []
+    for repeat in range(repeats):
         seconds, engine_vectors = run_engine(engine, texts)
         engine_seconds.append(seconds)
-        seconds, llama_vectors = run_llama(llama, texts)
+        # The vectors once (the last round): megabytes of JSON through a pipe.
+        seconds, vectors = run_llama(llama, texts, vectors=repeat == repeats - 1)
+        llama_vectors = vectors or llama_vectors
         llama_seconds.append(seconds)
     engine_rate = len(texts) / min(engine_seconds)
     llama_rate = len(texts) / min(llama_seconds)
@@ -132,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or str(default_model_path())
     texts = documents(args.documents)
 
+    repack, repack_reason = extra_buffers_verdict(model)
+
     settings = EngineSettings(
         model_path=model,
         slots=SLOTS,
@@ -140,41 +153,36 @@ def main(argv: list[str] | None = None) -> int:
         n_threads=args.threads,
         enable_embeddings=True,
         pooling_type="Mean",
+        use_extra_buffers=repack,
     )
-    import llama_cpp
-
+    llama_setup = {
+        "model": model,
+        "context_size": args.context_size,
+        "n_batch": args.n_batch,
+        "threads": args.threads,
+        "kv_cache_dtype": settings.k_cache_dtype,
+        "extra_buffers": repack,
+        "warm_up": texts[:8],
+    }
     engine = Engine.load(settings)
-    llama = llama_cpp.Llama(
-        model_path=model,
-        embedding=True,
-        pooling_type=llama_cpp.LLAMA_POOLING_TYPE_MEAN,
-        n_ctx=args.context_size,
-        n_batch=args.n_batch,
-        n_ubatch=args.n_batch,
-        n_threads=args.threads,
-        n_threads_batch=args.threads,
-        type_k=KV_CACHE_DTYPES[settings.k_cache_dtype],
-        type_v=KV_CACHE_DTYPES[settings.v_cache_dtype],
-        flash_attn=True,  # the engine's "auto" turns it on (a quantized V cache needs it)
-        verbose=False,
-    )
     try:
-        run_engine(engine, texts[:8])  # warm-ups
-        run_llama(llama, texts[:8])
-        sets = {
-            "templated": compare(engine, llama, texts, args.repeats),
-            "no_common_start": compare(engine, llama, reversed_words(texts), args.repeats),
-        }
+        with child("bench.llama_baseline:llama_embedder", llama_setup) as llama:
+            run_engine(engine, texts[:8])  # warm-up (the child warmed up as it started)
+            sets = {
+                "templated": compare(engine, llama, texts, args.repeats),
+                "no_common_start": compare(engine, llama, reversed_words(texts), args.repeats),
+            }
     finally:
         engine.close()
-        llama.close()
 
+    print_machine()
     print(f"model {Path(model).name}, {args.threads} threads, {len(texts)} documents")
+    print(f"extra buffer types: {'on' if repack else 'off'} ({repack_reason})")
     print(f"{'documents':<18}{'setup':<30}{'seconds':>9}{'docs/s':>9}{'ratio':>8}")
     for name, result in sets.items():
         for setup, label in (
-            ("llama_embed", "llama-cpp-python Llama.embed"),
-            ("engine", f"engine, {SLOTS} slots, one job"),
+            ("llama_embed", "Llama.embed, own process"),
+            ("engine", f"engine in-process, {SLOTS} slots"),
         ):
             timing = result[setup]
             ratio = f"{result['ratio_engine_vs_llama_embed']:.2f}x" if setup == "engine" else ""
@@ -194,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         "slots": SLOTS,
         "documents": len(texts),
         "repeats": args.repeats,
+        "extra_buffers": {"enabled": repack, "reason": repack_reason},
         "sets": sets,
         "ratio_engine_vs_llama_embed": ratio,
         "target_met": ratio >= 1.3,

@@ -29,7 +29,7 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import machine
+from bench.common import machine, print_machine
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import Engine
 from paddler_tui.server.agent.engine_model import default_thread_count
@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     model = args.model or str(default_model_path())
+    print_machine()
     print(f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens per answer")
     results = {dtype: compare(args, model, dtype) for dtype in args.cache_dtypes.split(",")}
     report = {
