@@ -9,9 +9,9 @@ Served: ``/health``; agents, buffered requests (JSON and SSE); desired state GET
 recorded), applicable state; each agent's model metadata and chat template override; the
 monitor socket with scripted :class:`MonitorUpdate`\\ s (absent when ``monitor`` is ``None``, as in
 Paddler) or, with ``live_monitor``, the agents as the real balancer shows them, with each
-agent's ``extra_buffers`` verdict (a paddler-tui agent's report); the inference socket and
-``/api/v1/generate_embedding_batch`` with embeddings computed from each document's text, and
-conversation requests answered with a scripted reply.
+agent's ``extra_buffers`` verdict (a paddler-tui agent's report) and ``local_agents`` (serve's
+supervision); the inference socket and ``/api/v1/generate_embedding_batch`` with embeddings
+computed from each document's text, and conversation requests answered with a scripted reply.
 
 On the socket each request streams on its own (``item_delay_s`` apart) and ``StopRespondingTo``
 cancels it, as on the real balancer; ``RawFrame`` items send malformed data on purpose.
@@ -72,6 +72,7 @@ from paddler_tui.protocol.model_source import AgentDesiredModel, NoModel
 from paddler_tui.protocol.monitor import (
     MonitorAgent,
     MonitorBuffer,
+    MonitorLocalAgent,
     MonitorTimeouts,
     MonitorUpdate,
     encode_monitor_update,
@@ -161,6 +162,8 @@ class FakeScript:
     live_monitor: bool = False
     # What each agent (by id) reports of llama.cpp's extra buffers; only the monitor shows it.
     extra_buffers: dict[str, ExtraBuffers] = field(default_factory=dict)
+    # serve's supervision of its local agents, as the live monitor sends it.
+    local_agents: list[MonitorLocalAgent] = field(default_factory=list)
     # False: GenerateEmbeddingBatch on the socket gets no answer at all (as from Paddler).
     socket_embeddings: bool = True
     embedding_dimensions: int = 8
@@ -248,6 +251,10 @@ class FakeBalancer:
             self.script.extra_buffers.pop(agent_id, None)
         else:
             self.script.extra_buffers[agent_id] = verdict
+        self._notify()
+
+    def set_local_agents(self, local_agents: list[MonitorLocalAgent]) -> None:
+        self.script.local_agents = local_agents
         self._notify()
 
     def push_monitor_update(self, update: MonitorUpdate) -> None:
@@ -434,6 +441,7 @@ class FakeBalancer:
                 buffered_request_timeout_ms=10_000, inference_item_timeout_ms=30_000
             ),
             events=[],
+            local_agents=list(self.script.local_agents),
         )
 
     async def _monitor_socket(self, websocket: WebSocket) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from paddler_tui.protocol import codec
 from paddler_tui.protocol.agent_issue import AgentIssue
 from paddler_tui.protocol.agent_status import AgentStateApplicationStatus
@@ -29,6 +31,9 @@ MonitorEventKind = Literal[
     "client_cancelled",
     "shutting_down",
 ]
+# A local agent of ``serve``: its process runs, waits out a backoff before its restart, or
+# crashed too often (a crash loop) and is no longer restarted.
+LocalAgentState = Literal["running", "restarting", "gave_up"]
 
 
 class MonitorAgent(LenientWireModel):
@@ -81,6 +86,21 @@ class MonitorEvent(LenientWireModel):
     tokens_per_second: float | None = None
 
 
+class MonitorLocalAgent(LenientWireModel):
+    """An agent process that ``serve`` runs and restarts (a paddler-tui extension); it is listed
+    whether or not it is registered with the balancer at the moment."""
+
+    name: str
+    pid: int | None = None
+    state: LocalAgentState = "running"
+    # Restarts so far, and how the last process ended (``killed by SIGSEGV``); None before any.
+    restarts: int = 0
+    last_exit: str | None = None
+    # While restarting: how long until the next start.
+    next_restart_in_ms: int | None = None
+    log_file: str | None = None
+
+
 class MonitorUpdate(LenientWireModel):
     server_time: int
     agents: list[MonitorAgent]
@@ -90,6 +110,8 @@ class MonitorUpdate(LenientWireModel):
     events: list[MonitorEvent]
     # Events a slow subscriber missed because its backlog was full.
     events_dropped: int = 0
+    # The agent processes ``serve`` supervises; empty for a plain balancer (and older ones).
+    local_agents: list[MonitorLocalAgent] = Field(default_factory=list)
 
 
 _UPDATE = codec.adapter_for(MonitorUpdate)

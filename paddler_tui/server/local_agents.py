@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,9 +15,8 @@ from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.desired_state import BalancerDesiredState
 from paddler_tui.protocol.model_source import AgentDesiredModel, LocalToAgent, Url
+from paddler_tui.server.agent_supervisor import AgentSupervisor, LaunchedAgent, RestartRules
 from paddler_tui.server.heartbeat import Heartbeat
-
-AGENT_STOP_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,7 +43,8 @@ def desired_state(spec: LocalAgentsSpec) -> BalancerDesiredState:
 
 
 class LocalAgents:
-    """``spec.agents`` agent processes dialling ``management_addr``, logging into ``log_dir``."""
+    """``spec.agents`` agent processes dialling ``management_addr``, logging into ``log_dir``,
+    each restarted when it exits (see :mod:`paddler_tui.server.agent_supervisor`)."""
 
     def __init__(
         self,
@@ -54,13 +53,27 @@ class LocalAgents:
         log_dir: Path,
         *,
         api_key: str | None = None,
+        rules: RestartRules | None = None,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.spec = spec
         self._management_addr = management_addr
         self._log_dir = log_dir
         # Handed over in the environment: on the command line it would show in ps.
         self._env = {**os.environ, API_KEY_ENV: api_key} if api_key else None
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.supervisor = AgentSupervisor(self, rules=rules, on_change=on_change)
+
+    # The supervisor's launcher.
+
+    @property
+    def count(self) -> int:
+        return self.spec.agents
+
+    def name(self, index: int) -> str:
+        return f"agent-{index}"
+
+    def log_path(self, index: int) -> Path:
+        return self._log_dir / f"{self.name(index)}.log"
 
     def command(self, index: int) -> list[str]:
         """The command line of agent number ``index`` (from 1)."""
@@ -75,7 +88,7 @@ class LocalAgents:
             "--slots",
             str(spec.slots),
             "--name",
-            f"agent-{index}",
+            self.name(index),
             "--extra-buffers",
             spec.extra_buffers,
             "--agent-heartbeat-interval",
@@ -87,38 +100,37 @@ class LocalAgents:
             command += ["--threads", str(spec.threads)]
         return command
 
-    def start(self) -> None:
+    async def launch(self, index: int) -> LaunchedAgent:
+        """Start agent ``index``, its output appended to its log."""
         self._log_dir.mkdir(parents=True, exist_ok=True)
-        for index in range(1, self.spec.agents + 1):
-            command = self.command(index)
-            with (self._log_dir / f"agent-{index}.log").open("ab") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        command,
-                        stdin=subprocess.DEVNULL,
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        env=self._env,
-                    )
-                )
+        command = self.command(index)
+        with self.log_path(index).open("ab") as log:
+            offset = os.fstat(log.fileno()).st_size
+            process = await asyncio.create_subprocess_exec(
+                *command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env,
+            )
+        return LaunchedAgent(process, tuple(command), offset)
+
+    # Running them.
+
+    def start(self) -> None:
+        """Start every agent and supervise it until :meth:`stop` (from a running event loop)."""
+        self.supervisor.start()
+
+    @property
+    def processes(self) -> list[LaunchedAgent]:
+        """The agents' current processes (an agent waiting out its backoff has none)."""
+        return list(self.supervisor.current.values())
 
     @property
     def pids(self) -> list[int]:
-        return [process.pid for process in self.processes]
-
-    def exited(self) -> list[int]:
-        """Exit codes of agents that are no longer running."""
-        return [code for process in self.processes if (code := process.poll()) is not None]
+        """The pids of the agents running now."""
+        return self.supervisor.pids
 
     async def stop(self) -> None:
         """SIGTERM (the agents deregister), then SIGKILL whatever outlives the timeout."""
-        for process in self.processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.processes:
-            try:
-                await asyncio.wait_for(asyncio.to_thread(process.wait), AGENT_STOP_TIMEOUT_S)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await asyncio.to_thread(process.wait)
+        await self.supervisor.stop()

@@ -1,9 +1,10 @@
 """``paddler-tui serve``, ``status`` and ``stop``: a balancer with local agents, one command.
 
-The balancer runs in this process and the agents as child processes. ``--detach`` re-runs the
-same command as a background session (own process group, output to the log directory) and
-returns once its slots are ready; a state file records where it runs for ``status`` and
-``stop``.
+The balancer runs in this process and the agents as child processes, each restarted when it
+exits (:mod:`paddler_tui.server.agent_supervisor`). ``--detach`` re-runs the same command as a
+background session (own process group, output to the log directory) and returns once its slots
+are ready, or some agent was given up on after a crash loop; a state file records where it runs
+for ``status`` and ``stop``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 
 from paddler_tui.paths import log_dir
 from paddler_tui.protocol.agent_status import AgentControllerSnapshot
-from paddler_tui.protocol.monitor import MonitorAgent, MonitorUpdate
+from paddler_tui.protocol.monitor import MonitorAgent, MonitorLocalAgent, MonitorUpdate
+from paddler_tui.server.agent_supervisor import AgentRecord
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
 from paddler_tui.server.balancer.main import (
     StartupError,
@@ -34,41 +36,52 @@ from paddler_tui.server.balancer.main import (
     uvicorn_log_level,
 )
 from paddler_tui.server.local_agents import LocalAgents, LocalAgentsSpec, desired_state
-from paddler_tui.server.process_exit import describe_exit
 from paddler_tui.server.serve_state import ServeState, is_alive, remove_state
 
 DETACH_READY_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 10.0
 PROGRESS_AFTER_S = 1.0
 STATUS_MONITOR_TIMEOUT_S = 3.0
+# How serve's own messages start in its output, so a reader can pick them out of the log.
+SERVE_SAYS = "paddler-tui serve: "
 
 
 class AgentsFailedError(Exception):
     pass
 
 
-def _slots_ready(balancer: Balancer, spec: LocalAgentsSpec) -> bool:
-    agents = balancer.pool.agents()
-    return len(agents) == spec.agents and all(a.slots_total == spec.slots for a in agents)
+def _settled(balancer: Balancer, agents: LocalAgents) -> bool:
+    """Whether every agent has its slots, or was given up on after a crash loop."""
+    ready = {a.name for a in balancer.pool.agents() if a.slots_total == agents.spec.slots}
+    return all(
+        record.state == "gave_up" or record.name in ready for record in agents.supervisor.records
+    )
 
 
-def ended_agents(agents: LocalAgents) -> list[str]:
-    """``agent-1 killed by SIGSEGV; see …/agent-1.log`` for each agent that is gone: the signal
-    by name and the log that holds its last words (the TUI shows that log's tail)."""
-    return [
-        f"agent-{index} {describe_exit(code)}; see {log_dir() / f'agent-{index}.log'}"
-        for index, process in enumerate(agents.processes, 1)
-        if (code := process.poll()) is not None
-    ]
+def _restarting(records: list[AgentRecord]) -> str:
+    """``agent-1 killed by SIGSEGV, restarting`` for the agents waiting out a backoff."""
+    return "; ".join(
+        f"{record.name} {record.last_exit}, restarting"
+        for record in records
+        if record.state == "restarting"
+    )
 
 
-def status_line(balancer: Balancer, settings: BalancerSettings) -> str:
+def status_line(
+    balancer: Balancer, settings: BalancerSettings, records: list[AgentRecord] | None = None
+) -> str:
     pool = balancer.pool
-    return (
+    line = (
         f"agents {len(pool)} · slots {pool.slots_processing}/{pool.slots_total} busy · "
         f"buffered {balancer.buffer.buffered}/{settings.max_buffered_requests} · "
         f"inference {settings.inference_addr} · management {settings.management_addr}"
     )
+    for record in records or []:
+        if record.state == "restarting":
+            line += f" · {record.name} restarting"
+        elif record.state == "gave_up":
+            line += f" · {record.name} down (crash loop)"
+    return line
 
 
 async def _wait_until_ready(
@@ -79,9 +92,7 @@ async def _wait_until_ready(
     progress: Progress | None = None
     task = None
     try:
-        while not _slots_ready(balancer, agents.spec):
-            if ended := ended_agents(agents):
-                raise AgentsFailedError("; ".join(ended))
+        while not _settled(balancer, agents):
             issues = [issue for a in balancer.pool.agents() for issue in a.status.issues]
             if issues:
                 raise AgentsFailedError(f"the agents report: {issues}")
@@ -106,7 +117,9 @@ async def _wait_until_ready(
                 current = sum(s.download_current for s in statuses)
                 loaded = sum(s.slots_total for s in statuses)
                 wanted = agents.spec.agents * agents.spec.slots
-                if total:
+                if restarting := _restarting(agents.supervisor.records):
+                    progress.update(task, description=restarting, total=None)
+                elif total:
                     progress.update(task, description="downloading", total=total, completed=current)
                 else:
                     progress.update(
@@ -120,6 +133,43 @@ async def _wait_until_ready(
             progress.stop()
 
 
+class _SupervisionReport:
+    """Called whenever an agent starts, exits or is given up on: wakes the monitor socket's
+    subscribers, says once in serve's output why an agent was given up on (the TUI's failed
+    start reads it there), and keeps a detached serve's state file current."""
+
+    def __init__(self, balancer: Balancer, state: ServeState | None) -> None:
+        self._balancer = balancer
+        self._state = state
+        self._announced: set[str] = set()
+        self.agents: LocalAgents | None = None
+
+    def __call__(self) -> None:
+        self._balancer.monitor.changed.notify()
+        if self.agents is None:
+            return
+        failures = [f for record in self.agents.supervisor.records if (f := record.failure)]
+        for failure in failures:
+            if failure not in self._announced:
+                print(f"{SERVE_SAYS}{failure}", file=sys.stderr, flush=True)
+                self._announced.add(failure)
+        if self._state is not None:
+            self._state.agent_pids, self._state.gave_up = self.agents.pids, failures
+            self._state.write()
+
+
+def _serve_state(settings: BalancerSettings) -> ServeState:
+    return ServeState(
+        pid=os.getpid(),
+        inference_addr=str(settings.inference_addr),
+        management_addr=str(settings.management_addr),
+        compat_openai_addr=str(settings.compat_openai_addr)
+        if settings.compat_openai_addr
+        else None,
+        log_file=str(log_dir() / "serve.log"),
+    )
+
+
 async def serve_foreground(
     settings: BalancerSettings, spec: LocalAgentsSpec, *, detached: bool, log_level: str
 ) -> int:
@@ -129,29 +179,31 @@ async def serve_foreground(
     except StartupError as error:
         print(f"paddler-tui serve: {error}", file=sys.stderr)
         return 1
-    signalled = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, signalled.set)
     balancer_stopping = asyncio.Event()
     serving = asyncio.create_task(
         serve_balancer(balancer, sockets, balancer_stopping, log_level=uvicorn_log_level(log_level))
     )
-    agents = LocalAgents(spec, settings.management_addr, log_dir(), api_key=settings.api_key)
-    agents.start()
-    state = ServeState(
-        pid=os.getpid(),
-        inference_addr=str(settings.inference_addr),
-        management_addr=str(settings.management_addr),
-        compat_openai_addr=str(settings.compat_openai_addr)
-        if settings.compat_openai_addr
-        else None,
-        log_file=str(log_dir() / "serve.log"),
-        agent_pids=agents.pids,
+    state = _serve_state(settings)
+    report = _SupervisionReport(balancer, state if detached else None)
+    agents = LocalAgents(
+        spec, settings.management_addr, log_dir(), api_key=settings.api_key, on_change=report
     )
+    report.agents = agents
+    balancer.local_agents = agents.supervisor.snapshot
+    signalled = asyncio.Event()
+
+    def on_signal() -> None:
+        # The agents got it too when it came from the terminal: their exits are no crashes.
+        agents.supervisor.begin_stop()
+        signalled.set()
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
     if detached:
         # Recorded before the slots are ready, so `stop` works while the model still loads.
         state.write()
+    agents.start()
     exit_code = 0
     try:
         await balancer.cluster.store(desired_state(spec))
@@ -165,11 +217,11 @@ async def serve_foreground(
             if detached:
                 state.ready = True
                 state.write()
-            await _show_status(balancer, settings, console, signalled)
+            await _show_status(balancer, settings, agents, console, signalled)
         else:
             waiting.cancel()
     except AgentsFailedError as error:
-        print(f"paddler-tui serve: {error}", file=sys.stderr)
+        print(f"{SERVE_SAYS}{error}", file=sys.stderr)
         exit_code = 1
     finally:
         await agents.stop()
@@ -191,17 +243,22 @@ def _addresses(settings: BalancerSettings) -> str:
 
 
 async def _show_status(
-    balancer: Balancer, settings: BalancerSettings, console: Console | None, done: asyncio.Event
+    balancer: Balancer,
+    settings: BalancerSettings,
+    agents: LocalAgents,
+    console: Console | None,
+    done: asyncio.Event,
 ) -> None:
     if console is None:
         await done.wait()
         return
-    with Live(status_line(balancer, settings), console=console, transient=True) as live:
+    records = agents.supervisor.records
+    with Live(status_line(balancer, settings, records), console=console, transient=True) as live:
         while not done.is_set():
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(0.5):
                     await done.wait()
-            live.update(status_line(balancer, settings))
+            live.update(status_line(balancer, settings, records))
 
 
 def run_serve(
@@ -260,6 +317,9 @@ def _detach(argv: Sequence[str]) -> int:
             if state.compat_openai_addr:
                 print(f"openai:     http://{state.compat_openai_addr}/v1")
             print(f"logs:       {log_file}")
+            # Running, but without these agents: the balancer and the others serve on.
+            for failure in state.gave_up:
+                print(f"{SERVE_SAYS}{failure}", file=sys.stderr)
             return 0
         time.sleep(0.2)
     os.killpg(child.pid, signal.SIGTERM)
@@ -292,9 +352,14 @@ def run_stop() -> int:
     return 0
 
 
-def agent_status_lines(agent: AgentControllerSnapshot, monitored: MonitorAgent | None) -> list[str]:
-    """An agent's line in ``status``, and its extra-buffers verdict under it when the monitor
-    socket knows one (only paddler-tui agents report it, once a model was loaded)."""
+def agent_status_lines(
+    agent: AgentControllerSnapshot,
+    monitored: MonitorAgent | None,
+    local: MonitorLocalAgent | None = None,
+) -> list[str]:
+    """An agent's line in ``status``, its extra-buffers verdict under it when the monitor
+    socket knows one (only paddler-tui agents report it, once a model was loaded), and its
+    restarts when it is a local agent that has had any."""
     lines = [
         f"agent {agent.name or agent.id}: {agent.slots_processing}/{agent.slots_total} "
         f"slots busy, {agent.state_application_status}, model {agent.model_path}"
@@ -303,12 +368,36 @@ def agent_status_lines(agent: AgentControllerSnapshot, monitored: MonitorAgent |
         verdict = "on" if monitored.extra_buffers else "off"
         reason = monitored.extra_buffers_reason
         lines.append(f"  extra buffers {verdict}" + (f": {reason}" if reason else ""))
+    if local is not None and local.last_exit is not None:
+        lines.append(f"  {_restarts(local)}")
     return lines
 
 
-async def _monitored_agents(management_addr: str, api_key: str | None) -> dict[str, MonitorAgent]:
-    """The agents of the monitor socket's first frame by id; none if there is no socket
-    (a real Paddler) or it does not answer in time: ``status`` then leaves the verdicts out."""
+def local_agent_line(local: MonitorLocalAgent) -> str:
+    """``status``'s line for a local agent that is not registered with the balancer now."""
+    if local.state == "gave_up":
+        doing = "down, not restarted after a crash loop"
+    elif local.state == "restarting":
+        doing = "restarting"
+        if local.next_restart_in_ms is not None:
+            doing += f" in {local.next_restart_in_ms / 1000:.1f} s"
+    else:
+        doing = "starting" + (f" (pid {local.pid})" if local.pid is not None else "")
+    line = f"agent {local.name}: {doing}"
+    if local.last_exit is not None:
+        line += f"; {_restarts(local)}"
+    if local.state == "gave_up" and local.log_file:
+        line += f"; see {local.log_file}"
+    return line
+
+
+def _restarts(local: MonitorLocalAgent) -> str:
+    return f"restarts {local.restarts}, last exit: {local.last_exit}"
+
+
+async def _monitor_frame(management_addr: str, api_key: str | None) -> MonitorUpdate | None:
+    """The monitor socket's first frame; None if there is no socket (a real Paddler) or it does
+    not answer in time: ``status`` then leaves out what only the socket says."""
     from paddler_tui.client.errors import ClientError
     from paddler_tui.client.monitor import monitor_updates
 
@@ -318,12 +407,11 @@ async def _monitored_agents(management_addr: str, api_key: str | None) -> dict[s
     )
     try:
         async with asyncio.timeout(STATUS_MONITOR_TIMEOUT_S):
-            update = await anext(updates)
+            return await anext(updates)
     except (ClientError, TimeoutError, StopAsyncIteration):
-        return {}
+        return None
     finally:
         await updates.aclose()
-    return {agent.id: agent for agent in update.agents}
 
 
 def run_status(*, api_key: str | None) -> int:
@@ -344,16 +432,29 @@ def run_status(*, api_key: str | None) -> int:
             return 1
         finally:
             await client.aclose()
-        monitored = await _monitored_agents(state.management_addr, api_key)
+        frame = await _monitor_frame(state.management_addr, api_key)
+        monitored = {agent.id: agent for agent in frame.agents} if frame else {}
+        local = {agent.name: agent for agent in frame.local_agents} if frame else {}
         print(f"paddler-tui serve: running (pid {state.pid}){'' if state.ready else ', starting'}")
         print(f"inference:  http://{state.inference_addr}")
         print(f"management: http://{state.management_addr}")
         if state.compat_openai_addr:
             print(f"openai:     http://{state.compat_openai_addr}/v1")
         print(f"buffered:   {buffered.buffered_requests_current}")
+        registered: set[str | None] = set()
         for agent in agents.agents:
-            for line in agent_status_lines(agent, monitored.get(agent.id)):
+            registered.add(agent.name)
+            for line in agent_status_lines(
+                agent, monitored.get(agent.id), local.get(agent.name or "")
+            ):
                 print(line)
+        for name, supervised in local.items():
+            if name not in registered:
+                print(local_agent_line(supervised))
+        if not local:
+            # No monitor socket to ask: the state file still tells of a crash loop.
+            for failure in state.gave_up:
+                print(f"agent {failure}")
         return 0
 
     return asyncio.run(query())

@@ -22,8 +22,11 @@ class ServeState:
     management_addr: str
     compat_openai_addr: str | None
     log_file: str
+    # The agents running now: a restarted agent has a new pid.
     agent_pids: list[int] = field(default_factory=list)
+    # Every agent has its slots, or was given up on (after a crash loop; ``gave_up`` says why).
     ready: bool = False
+    gave_up: list[str] = field(default_factory=list)
 
     def write(self) -> None:
         path = state_file()

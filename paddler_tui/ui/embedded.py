@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from paddler_tui.api_key import API_KEY_ENV
 from paddler_tui.paths import log_dir
+from paddler_tui.server.serve_state import ServeState
 from paddler_tui.ui.start_failure import StartFailure, log_sizes, start_failure
 
 STOP_TIMEOUT_S = 30.0
@@ -53,7 +54,8 @@ class EmbeddedCluster:
         self.launched = False
 
     async def start(self) -> StartOutcome:
-        """Run ``serve --detach``; it returns once the slots are ready, or fails."""
+        """Run ``serve --detach``; it returns once the slots are ready, or fails (which
+        includes an agent given up on after a crash loop)."""
         self.launched = True
         logs = log_dir()
         sizes = await asyncio.to_thread(log_sizes, logs)
@@ -81,9 +83,14 @@ class EmbeddedCluster:
             raise
         returncode = process.returncode
         assert returncode is not None
-        if returncode == 0:
-            return StartOutcome(True, stdout.decode(errors="replace").strip())
         printed = stderr.decode(errors="replace").strip()
+        if returncode == 0:
+            state = await asyncio.to_thread(ServeState.read)
+            if state is None or not state.gave_up:
+                return StartOutcome(True, stdout.decode(errors="replace").strip())
+            # Up, but an agent crash-looped: with the one agent of the default that serves
+            # nothing. Stopped, so that a retry starts afresh as after any failed start.
+            await asyncio.to_thread(self.stop)
         failure = await asyncio.to_thread(start_failure, logs, sizes, printed, returncode)
         return StartOutcome(False, printed, failure)
 

@@ -1,5 +1,6 @@
-"""The TUI's embedded start against a real ``serve --detach`` whose agent dies of SIGSEGV: the
-outcome names the signal and carries the end of that agent's log, faulthandler's stacks."""
+"""The TUI's embedded start against a real ``serve --detach`` whose agent keeps dying of
+SIGSEGV: once serve gives up on it, the outcome names the signal and the crash loop and carries
+the end of that agent's log, faulthandler's stacks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +30,7 @@ class StalledModelServer:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/stalled.gguf"
         self.requested = threading.Event()
+        self.requests = 0  # one per agent that started downloading
         self._connections: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
@@ -43,7 +46,14 @@ class StalledModelServer:
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
                 b"Content-Length: 1000000000\r\n\r\nGGUF"
             )
+            self.requests += 1
             self.requested.set()
+
+    def wait_for_requests(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.requests < count:
+            assert time.monotonic() < deadline, f"{self.requests} downloads, not {count}"
+            time.sleep(0.05)
 
     def close(self) -> None:
         self._listener.close()
@@ -60,27 +70,35 @@ def logs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     yield tmp_path / "log"
 
 
-async def agent_pid() -> int:
+async def agent_pid(not_one_of: set[int]) -> int:
+    """The pid of the agent running now, once it is a new one."""
     while True:
         state = ServeState.read()
-        if state is not None and state.agent_pids:
+        if state is not None and state.agent_pids and state.agent_pids[0] not in not_one_of:
             return state.agent_pids[0]
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.slow
-async def test_an_agent_crash_is_explained_with_its_log(logs: Path) -> None:
+async def test_an_agent_crash_loop_is_explained_with_its_log(logs: Path) -> None:
+    """serve restarts the agent after each crash; the fifth crash within a minute is a crash
+    loop, and only that fails the start (the services are stopped: a retry starts afresh)."""
     server = StalledModelServer()
     cluster = EmbeddedCluster(
         f"127.0.0.1:{free_port()}",
         f"127.0.0.1:{free_port()}",
         serve_arguments=["--model", server.url],
     )
+    crashed: set[int] = set()
     try:
         start = asyncio.create_task(cluster.start())
-        pid = await asyncio.wait_for(agent_pid(), 60)
-        assert await asyncio.to_thread(server.requested.wait, 60), "the agent never downloaded"
-        os.kill(pid, signal.SIGSEGV)
+        for crash in range(1, 6):
+            # Crashed while downloading, as llama.cpp would crash it while loading.
+            await asyncio.to_thread(server.wait_for_requests, crash)
+            pid = await asyncio.wait_for(agent_pid(crashed), 60)
+            os.kill(pid, signal.SIGSEGV)
+            crashed.add(pid)
+            assert not start.done(), start.result()
         outcome = await asyncio.wait_for(start, 60)
     finally:
         server.close()
@@ -89,8 +107,12 @@ async def test_an_agent_crash_is_explained_with_its_log(logs: Path) -> None:
     failure = outcome.failure
     assert failure is not None
     agent_log = logs / "agent-1.log"
-    assert failure.reason == f"agent-1 killed by SIGSEGV; see {agent_log}"
-    assert failure.headline == "agent-1 killed by SIGSEGV"
+    headline = "agent-1 killed by SIGSEGV (5 exits within 60 s, a crash loop: restarts stopped)"
+    assert failure.reason == f"{headline}; see {agent_log}"
+    assert failure.headline == headline
     assert failure.log_path == agent_log
     assert FAULT in failure.log_tail
     assert any("most recent call first" in line for line in failure.log_tail)
+    # Stopped by the TUI, so nothing is left running.
+    assert ServeState.read() is None
+    assert not cluster.launched

@@ -70,7 +70,7 @@ def test_an_agent_killed_by_sigsegv_leaves_its_stacks(tmp_path: Path) -> None:
         env=environment(tmp_path),
     )  # fmt: skip
     try:
-        agent.wait_for("balancer connection:")
+        agent.wait_for("cannot reach the balancer:")
         stderr = agent.crash()
     finally:
         agent.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from paddler_tui.net_address import HostPort
+from paddler_tui.protocol.monitor import MonitorLocalAgent
 from paddler_tui.server.balancer.agent_pool import AgentPool
 from paddler_tui.server.balancer.cluster_state import ClusterState
 from paddler_tui.server.balancer.http_body import DEFAULT_BODY_LIMIT
@@ -50,6 +52,9 @@ class Balancer:
     stopping: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     # The tasks serving open inference sockets, so shutdown can wait for their close frames.
     socket_sessions: set[asyncio.Task[None]] = field(init=False, default_factory=set)
+    # The agent processes supervised next to this balancer (``serve`` sets it; the balancer
+    # knows nothing of them), for the monitor socket; None for a plain balancer.
+    local_agents: Callable[[], list[MonitorLocalAgent]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.pool = AgentPool()

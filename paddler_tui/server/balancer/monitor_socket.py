@@ -70,6 +70,7 @@ def build_update(balancer: Balancer, after_event: int) -> tuple[MonitorUpdate, i
         ),
         events=events,
         events_dropped=dropped,
+        local_agents=balancer.local_agents() if balancer.local_agents is not None else [],
     )
     return update, hub.event_count
 
