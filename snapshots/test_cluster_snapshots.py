@@ -10,6 +10,7 @@ from textual.widgets import TabbedContent, TextArea
 
 from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.model_source import HuggingFace
+from paddler_tui.protocol.monitor import MonitorLocalAgent
 from paddler_tui.ui.screens.cluster import ClusterScreen
 from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
@@ -62,6 +63,11 @@ def fake() -> Iterator[FakeBalancer]:
         # alpha's extra-buffers probe crashed; beta, still downloading, has no verdict yet.
         live_monitor=True,
         extra_buffers={"a1": ExtraBuffers(enabled=False, reason=PROBE_CRASHED)},
+        # Both are serve's local agents; alpha was restarted once after a crash.
+        local_agents=[
+            MonitorLocalAgent(name="alpha", pid=4101, restarts=1, last_exit="killed by SIGSEGV"),
+            MonitorLocalAgent(name="beta", pid=4102),
+        ],
     )
     with FakeBalancer(script) as running:
         yield running
@@ -78,7 +84,7 @@ def screen(pilot: Pilot[object]) -> ClusterScreen:
 
 async def loaded(pilot: Pilot[object]) -> None:
     await wait_until(pilot, lambda: screen(pilot).loaded is not None)
-    await wait_until(pilot, lambda: bool(screen(pilot).extra_buffers))
+    await wait_until(pilot, lambda: bool(screen(pilot).extras.local_agents))
     template = screen(pilot).query_one("#model-template", TextArea)
     await wait_until(pilot, lambda: template.text == TEMPLATE)
     await settle(pilot)

@@ -2,19 +2,16 @@
 
 Only paddler-tui agents report it, and only the monitor socket carries it; Paddler's agents
 stream has no field for it. Screens built on that stream (the cluster screen) take the verdicts
-from :func:`follow_extra_buffers`, which gives up quietly against a balancer without the socket.
+from :func:`~paddler_tui.ui.monitor_extras.follow_monitor_extras`, which gives up quietly against
+a balancer without the socket.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from paddler_tui.client.errors import ClientError, HttpStatusError
-from paddler_tui.client.monitor import monitor_updates
 from paddler_tui.protocol.monitor import MonitorAgent, MonitorUpdate
-from paddler_tui.ui.async_iteration import closing
 
 UNKNOWN = "—"
 NOTE_LIMIT = 3
@@ -88,28 +85,3 @@ def _note_text(names: list[str], enabled: bool, reason: str) -> str:
         shown += f" +{len(names) - NOTE_NAMES}"
     verdict = f"{shown}: repack {repack_label(enabled)}"
     return f"{verdict} — {reason}" if reason else verdict
-
-
-async def follow_extra_buffers(
-    management_addr: str, api_key: str | None, *, retry_s: float
-) -> AsyncIterator[dict[str, ExtraBuffers]]:
-    """Each agent's verdict from the monitor socket, again whenever one changes.
-
-    Reconnects after ``retry_s`` while the balancer is unreachable, and ends for good when it
-    refuses the socket (Paddler has none): the caller then shows every verdict as unknown.
-    """
-    last: dict[str, ExtraBuffers] | None = None
-    while True:
-        try:
-            updates = monitor_updates(management_addr, api_key=api_key)
-            async with closing(updates):
-                async for update in updates:
-                    current = extra_buffers_by_agent(update)
-                    if current != last:
-                        last = current
-                        yield current
-        except HttpStatusError:
-            return
-        except ClientError:
-            pass  # the balancer is away; the screen's own streams say so
-        await asyncio.sleep(retry_s)

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from paddler_tui.protocol.agent_issue import AgentIssue
-from paddler_tui.protocol.monitor import MonitorAgent, MonitorEvent, MonitorRequest, MonitorUpdate
-from paddler_tui.ui.extra_buffers import repack_label
+from paddler_tui.protocol.monitor import (
+    MonitorAgent,
+    MonitorEvent,
+    MonitorLocalAgent,
+    MonitorRequest,
+    MonitorUpdate,
+)
+from paddler_tui.ui.extra_buffers import UNKNOWN, repack_label
+from paddler_tui.ui.supervision import LOCAL_ROW_PREFIX, restarts_label, state_label
 
 Level = Literal["ok", "warning", "error"]
 
@@ -25,7 +32,7 @@ ERROR_FRACTION = 0.8
 SLOT_BAR_CELLS = 8
 
 _AGENT_LOST_SEND = "Failed to generate response"
-MODEL_NAME_WIDTH = 16  # with the repack column, the cluster table still fits 80 columns
+MODEL_NAME_WIDTH = 16  # the cluster table, repack column included, fits 80 columns up to issues
 ISSUES_WIDTH = 24
 _STATE_LABELS: dict[str, str] = {
     "Applied": "applied",
@@ -123,9 +130,12 @@ class AgentRow:
     repack: str
     download: str
     issues: str
+    # How often serve restarted it (``—``: not a supervised local agent, or not known).
+    restarts: str = UNKNOWN
 
 
-def agent_row(agent: MonitorAgent) -> AgentRow:
+def agent_row(agent: MonitorAgent, local: MonitorLocalAgent | None = None) -> AgentRow:
+    """``local``: serve's supervision of the agent of that name, where the monitor has it."""
     if agent.download_total > 0:
         percent = 100 * agent.download_current / agent.download_total
         download = f"{percent:.0f}% {format_bytes(agent.download_total)}"
@@ -144,6 +154,29 @@ def agent_row(agent: MonitorAgent) -> AgentRow:
         repack=repack_label(agent.extra_buffers),
         download=download,
         issues=issue_summary(agent.issues),
+        restarts=restarts_label(local),
+    )
+
+
+def restarts_style(restarts: str, warning: str) -> str:
+    """A restarted agent is worth a look; none, or unknown, is not."""
+    return warning if restarts not in ("0", UNKNOWN) else ""
+
+
+def local_agent_row(local: MonitorLocalAgent) -> AgentRow:
+    """The row of a local agent that is not registered now: down, or on its way up."""
+    return AgentRow(
+        id=LOCAL_ROW_PREFIX + local.name,
+        name=local.name,
+        slots=UNKNOWN,
+        busy=0,
+        total=0,
+        model=UNKNOWN,
+        state=state_label(local),
+        repack=UNKNOWN,
+        download="",
+        issues="",
+        restarts=restarts_label(local),
     )
 
 

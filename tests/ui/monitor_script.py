@@ -9,6 +9,7 @@ from paddler_tui.protocol.monitor import (
     MonitorAgent,
     MonitorBuffer,
     MonitorEvent,
+    MonitorLocalAgent,
     MonitorRequest,
     MonitorTimeouts,
     MonitorUpdate,
@@ -66,6 +67,7 @@ def update(
     requests: list[MonitorRequest] = (),  # type: ignore[assignment]
     buffered: int = 0,
     events: list[MonitorEvent] = (),  # type: ignore[assignment]
+    local_agents: list[MonitorLocalAgent] = (),  # type: ignore[assignment]
 ) -> MonitorUpdate:
     return MonitorUpdate(
         server_time=T0 + second * 1000,
@@ -76,6 +78,7 @@ def update(
             buffered_request_timeout_ms=10_000, inference_item_timeout_ms=30_000
         ),
         events=list(events),
+        local_agents=list(local_agents),
     )
 
 
@@ -87,7 +90,9 @@ def busy_minute() -> list[MonitorUpdate]:
     """Agents join, requests run and pile up, one agent is lost (502), a buffer timeout (504).
 
     alpha's extra-buffers probe crashed, so it runs without repacking; beta never says; gamma
-    repacks (its verdict is from the model it had before the download).
+    repacks (its verdict is from the model it had before the download). alpha and beta are
+    ``serve``'s local agents: beta crashed (for the second time) and waits to restart; gamma
+    is an agent from elsewhere.
     """
     usage = TokenUsage.zero().model_copy(update={"content_tokens": 40})
     updates = [
@@ -207,6 +212,17 @@ def busy_minute() -> list[MonitorUpdate]:
                     "the client left; stopping the agent",
                     request_id="r-gone",
                     agent_name="alpha",
+                ),
+            ],
+            local_agents=[
+                MonitorLocalAgent(name="alpha", pid=4101, log_file="/logs/alpha.log"),
+                MonitorLocalAgent(
+                    name="beta",
+                    state="restarting",
+                    restarts=1,
+                    last_exit="killed by SIGSEGV",
+                    next_restart_in_ms=2000,
+                    log_file="/logs/beta.log",
                 ),
             ],
         )

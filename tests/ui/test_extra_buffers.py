@@ -9,11 +9,11 @@ from paddler_tui.ui.async_iteration import closing
 from paddler_tui.ui.extra_buffers import (
     ExtraBuffers,
     RepackNote,
-    follow_extra_buffers,
     repack_label,
     repack_notes,
     with_extra_buffers,
 )
+from paddler_tui.ui.monitor_extras import MonitorExtras, follow_monitor_extras
 from paddler_tui.ui.monitor_view import agent_row
 from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
 from tests.ui.monitor_script import PROBE_CRASHED as CRASHED
@@ -66,8 +66,8 @@ def test_with_extra_buffers_fills_in_what_the_socket_knows() -> None:
     assert with_extra_buffers(untouched, known) is untouched
 
 
-async def _next(verdicts: AsyncIterator[dict[str, ExtraBuffers]]) -> dict[str, ExtraBuffers]:
-    return await anext(verdicts)
+async def _next(extras: AsyncIterator[MonitorExtras]) -> dict[str, ExtraBuffers]:
+    return (await anext(extras)).extra_buffers
 
 
 async def test_follow_yields_each_change_from_the_monitor_socket() -> None:
@@ -75,19 +75,19 @@ async def test_follow_yields_each_change_from_the_monitor_socket() -> None:
         live_monitor=True, extra_buffers={"a1": Reported(enabled=True, reason="ok")}
     )
     with FakeBalancer(script) as fake:
-        verdicts = follow_extra_buffers(fake.management_addr, None, retry_s=0.1)
-        async with closing(verdicts):
-            assert await _next(verdicts) == {"a1": ExtraBuffers(True, "ok")}
+        extras = follow_monitor_extras(fake.management_addr, None, retry_s=0.1)
+        async with closing(extras):
+            assert await _next(extras) == {"a1": ExtraBuffers(True, "ok")}
             fake.set_extra_buffers("a2", Reported(enabled=False, reason="probe crashed"))
-            assert await _next(verdicts) == {
+            assert await _next(extras) == {
                 "a1": ExtraBuffers(True, "ok"),
                 "a2": ExtraBuffers(False, "probe crashed"),
             }
             fake.set_agents([agent_snapshot("a1", "alpha")])
-            assert await _next(verdicts) == {"a1": ExtraBuffers(True, "ok")}
+            assert await _next(extras) == {"a1": ExtraBuffers(True, "ok")}
 
 
 async def test_follow_ends_against_a_balancer_without_the_socket() -> None:
     with FakeBalancer() as fake:
-        verdicts = follow_extra_buffers(fake.management_addr, None, retry_s=0.1)
-        assert [verdict async for verdict in verdicts] == []
+        extras = follow_monitor_extras(fake.management_addr, None, retry_s=0.1)
+        assert [extra async for extra in extras] == []

@@ -6,6 +6,7 @@ import asyncio
 
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
+from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_requests_table import MonitorRequestsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
@@ -39,7 +40,22 @@ async def test_it_follows_the_monitor_socket() -> None:
             await wait_until(pilot, lambda: screen(app).latest == script[-1])
             await pilot.pause()
             agents = screen(app).query_one(MonitorAgentsTable)
-            assert [key.value for key in agents.rows] == ["a1", "a3"]
+            # beta, serve's local agent, has a row while it waits to restart.
+            assert [key.value for key in agents.rows] == ["a1", "a3", "local:beta"]
+            cells = {
+                key.value: (
+                    str(agents.get_cell(key, "state")),
+                    str(agents.get_cell(key, "restarts")),
+                )
+                for key in agents.rows
+            }
+            assert cells == {
+                "a1": ("applied", "0"),
+                "a3": ("retrying", "—"),  # not a local agent: no one restarts it
+                "local:beta": ("restarting", "1"),
+            }
+            supervision = str(screen(app).query_one(AgentsSupervisionNote).render())
+            assert supervision == "beta: killed by SIGSEGV · restarting in 2.0s (1 restart so far)"
             requests = screen(app).query_one(MonitorRequestsTable)
             assert requests.row_count == 4
             text = screen_text(app)

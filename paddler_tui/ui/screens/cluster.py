@@ -2,7 +2,8 @@
 
 Everything goes through the management API Paddler has too (desired state GET/PUT, the agents
 stream, each agent's model metadata), so this screen works against Paddler unchanged. Only the
-agents' extra-buffers verdicts come from the monitor socket, where the balancer has one.
+agents' extra-buffers verdicts and ``serve``'s supervision of its local agents (restarts, last
+exit) come from the monitor socket, where the balancer has one.
 """
 
 from __future__ import annotations
@@ -25,19 +26,17 @@ from paddler_tui.protocol.desired_state import BalancerDesiredState, ChatTemplat
 from paddler_tui.protocol.model_source import AgentDesiredModel
 from paddler_tui.ui.async_iteration import closing
 from paddler_tui.ui.cluster_apply import ApplyTracker
-from paddler_tui.ui.extra_buffers import (
-    ExtraBuffers,
-    follow_extra_buffers,
-    repack_notes,
-    with_extra_buffers,
-)
+from paddler_tui.ui.extra_buffers import repack_notes, with_extra_buffers
 from paddler_tui.ui.model_source_text import ModelSourceError
+from paddler_tui.ui.monitor_extras import MonitorExtras, follow_monitor_extras
 from paddler_tui.ui.monitor_fallback import monitor_agent
 from paddler_tui.ui.monitor_feed import RETRY_S
-from paddler_tui.ui.monitor_view import agent_row
+from paddler_tui.ui.monitor_view import agent_row, local_agent_row
 from paddler_tui.ui.parameter_form import parse_parameters
 from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.supervision import by_name, supervision_notes, unregistered
 from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
+from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote
 from paddler_tui.ui.widgets.cluster_agents_progress import ClusterAgentsProgress
 from paddler_tui.ui.widgets.cluster_chat_template import ClusterChatTemplate
 from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
@@ -85,7 +84,7 @@ class ClusterScreen(Screen[None]):
         self._retry_s = retry_s
         self.loaded: BalancerDesiredState | None = None
         self.agents = AgentControllerPoolSnapshot(agents=[])
-        self.extra_buffers: dict[str, ExtraBuffers] = {}
+        self.extras = MonitorExtras({})
         self.tracker: ApplyTracker | None = None
         self._enable_embeddings_when_loaded = False
         self._template_agent: str | None = None
@@ -111,6 +110,7 @@ class ClusterScreen(Screen[None]):
             with TabPane("Model metadata", id="tab-metadata"):
                 yield ClusterMetadata(id="metadata")
         yield ClusterAgentsProgress(id="agents")
+        yield AgentsSupervisionNote(id="supervision")
         yield AgentsRepackNote(id="repack")
         yield Footer()
 
@@ -122,7 +122,7 @@ class ClusterScreen(Screen[None]):
     def _start(self) -> None:
         self._load_state()
         self._follow_agents()
-        self._follow_extra_buffers()
+        self._follow_extras()
         self.set_interval(PROGRESS_TICK_S, self._tick)
 
     def _tick(self) -> None:
@@ -246,15 +246,15 @@ class ClusterScreen(Screen[None]):
                 pass  # the status line of the load or the PUT says so; keep trying
             await asyncio.sleep(self._retry_s)
 
-    @work(exclusive=True, group="cluster-extra-buffers")
-    async def _follow_extra_buffers(self) -> None:
+    @work(exclusive=True, group="cluster-extras")
+    async def _follow_extras(self) -> None:
         services = self.services
-        verdicts = follow_extra_buffers(
+        extras = follow_monitor_extras(
             services.management_addr, services.api_key, retry_s=self._retry_s
         )
-        async with closing(verdicts):
-            async for current in verdicts:
-                self.extra_buffers = current
+        async with closing(extras):
+            async for current in extras:
+                self.extras = current
                 self._show_agents()
 
     def _take_agents(self, snapshot: AgentControllerPoolSnapshot) -> None:
@@ -280,15 +280,24 @@ class ClusterScreen(Screen[None]):
             "success": variables.get("success", "green"),
         }
         agents = [
-            with_extra_buffers(monitor_agent(a), self.extra_buffers) for a in self.agents.agents
+            with_extra_buffers(monitor_agent(a), self.extras.extra_buffers)
+            for a in self.agents.agents
         ]
+        local_agents = self.extras.local_agents
+        local = by_name(local_agents)
+        down = unregistered(local_agents, (agent.name for agent in agents))
         self.query_one(ClusterAgentsProgress).show(
             [
-                (agent_row(agent), tracker.agent_state(snapshot, now) if tracker else None)
+                (
+                    agent_row(agent, local.get(agent.name or "")),
+                    tracker.agent_state(snapshot, now) if tracker else None,
+                )
                 for agent, snapshot in zip(agents, self.agents.agents, strict=True)
-            ],
+            ]
+            + [(local_agent_row(agent), None) for agent in down],
             styles,
         )
+        self.query_one(AgentsSupervisionNote).show(supervision_notes(local_agents), styles)
         self.query_one(AgentsRepackNote).show(repack_notes(agents), warning=styles["warning"])
         if tracker is None:
             return

@@ -17,8 +17,11 @@ from textual.widgets import Button, Footer, ProgressBar, Static
 
 from paddler_tui.client.errors import ClientError
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
+from paddler_tui.ui.async_iteration import closing
 from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
+from paddler_tui.ui.monitor_extras import follow_monitor_extras
 from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.supervision import startup_detail
 from paddler_tui.ui.widgets.connection_log_tail import ConnectionLogTail
 
 RETRY_INTERVAL_S = 5.0
@@ -58,6 +61,9 @@ class ConnectionScreen(Screen[None]):
         self._retry_interval = retry_interval
         self._retry_now = asyncio.Event()
         self._embedded_failed = False
+        # The detail line while the embedded cluster starts: its progress, and its restarts.
+        self._startup = ""
+        self._restarts = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="connection-panel"):
@@ -165,30 +171,53 @@ class ConnectionScreen(Screen[None]):
         )
 
     async def _watch_startup(self) -> None:
-        while True:
-            with contextlib.suppress(ClientError):
-                async for pool in self.services.management.agents_stream():
-                    self._show_startup(pool)
-            await asyncio.sleep(STARTUP_POLL_S)
+        self._startup, self._restarts = "", ""
+        supervision = asyncio.create_task(self._watch_supervision())
+        try:
+            while True:
+                with contextlib.suppress(ClientError):
+                    async for pool in self.services.management.agents_stream():
+                        self._show_startup(pool)
+                await asyncio.sleep(STARTUP_POLL_S)
+        finally:
+            supervision.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await supervision
+
+    async def _watch_supervision(self) -> None:
+        """Agents that exit on the way up are restarted by ``serve``; its monitor socket says
+        which, why, and when the next attempt comes."""
+        services = self.services
+        extras = follow_monitor_extras(
+            services.management_addr, services.api_key, retry_s=STARTUP_POLL_S
+        )
+        async with closing(extras):
+            async for current in extras:
+                self._restarts = startup_detail(current.local_agents)
+                self._show_detail()
 
     def _show_startup(self, pool: AgentControllerPoolSnapshot) -> None:
         progress = self.query_one("#connection-progress", ProgressBar)
-        detail = self.query_one("#connection-detail", Static)
         downloading = [agent for agent in pool.agents if agent.download_total > 0]
         if downloading:
             total = sum(agent.download_total for agent in downloading)
             current = sum(agent.download_current for agent in downloading)
             name = downloading[0].download_filename or "the model"
             progress.update(total=total, progress=current)
-            detail.update(f"Downloading {name}: {current / 2**20:.0f} of {total / 2**20:.0f} MiB")
-            return
-        wanted = sum(agent.desired_slots_total for agent in pool.agents)
-        ready = sum(agent.slots_total for agent in pool.agents)
-        progress.update(total=wanted or None, progress=ready)
-        if not pool.agents:
-            detail.update("Waiting for the agent to connect…")
+            self._startup = f"Downloading {name}: {current / 2**20:.0f} of {total / 2**20:.0f} MiB"
         else:
-            detail.update(f"Loading the model: {ready} of {wanted} slots ready")
+            wanted = sum(agent.desired_slots_total for agent in pool.agents)
+            ready = sum(agent.slots_total for agent in pool.agents)
+            progress.update(total=wanted or None, progress=ready)
+            if not pool.agents:
+                self._startup = "Waiting for the agent to connect…"
+            else:
+                self._startup = f"Loading the model: {ready} of {wanted} slots ready"
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        detail = "\n".join(line for line in (self._startup, self._restarts) if line)
+        self.query_one("#connection-detail", Static).update(detail)
 
     @on(Button.Pressed, "#connection-retry")
     def action_retry(self) -> None:

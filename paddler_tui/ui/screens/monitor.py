@@ -36,11 +36,14 @@ from paddler_tui.ui.monitor_view import (
     agent_row,
     buffer_gauge,
     event_line,
+    local_agent_row,
     request_row,
     slot_totals,
 )
 from paddler_tui.ui.services import BalancerServices
+from paddler_tui.ui.supervision import by_name, supervision_notes, unregistered
 from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
+from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_buffer_gauge import MonitorBufferGauge
 from paddler_tui.ui.widgets.monitor_event_log import MonitorEventLog
@@ -97,6 +100,7 @@ class MonitorScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield MonitorStatus(id="status")
         yield MonitorAgentsTable(id="agents")
+        yield AgentsSupervisionNote(id="supervision")
         yield AgentsRepackNote(id="repack")
         yield MonitorBufferGauge(id="buffer", classes="-unknown-limit")
         yield MonitorHistoryChart(id="history")
@@ -186,11 +190,15 @@ class MonitorScreen(Screen[None]):
         if update is None:
             return
         styles = self._styles()
+        local = by_name(update.local_agents)
+        down = unregistered(update.local_agents, (agent.name for agent in update.agents))
         self.query_one(MonitorAgentsTable).show(
-            [agent_row(agent) for agent in update.agents],
+            [agent_row(agent, local.get(agent.name or "")) for agent in update.agents]
+            + [local_agent_row(agent) for agent in down],
             warning=styles["warning"],
             error=styles["error"],
         )
+        self.query_one(AgentsSupervisionNote).show(supervision_notes(update.local_agents), styles)
         self.query_one(AgentsRepackNote).show(
             repack_notes(update.agents), warning=styles["warning"]
         )

@@ -52,7 +52,10 @@ class ClusterMetadata(Vertical):
         return None if select.is_blank() else str(select.value)
 
     def show(self, metadata: dict[str, str] | None, note: str = "") -> None:
-        table = self.query_one(LiveTable)
+        tables = self.query(LiveTable)
+        if not tables:
+            return  # torn down (the app quit) while the metadata was on its way
+        table = tables.first()
         table.ensure_columns()
         table.clear()
         if metadata is None:

@@ -1,4 +1,5 @@
-"""Agents with their slot bars, model, state, weight repacking, download progress and issues."""
+"""Agents with their slot bars, model, state, restarts, weight repacking, download progress
+and issues."""
 
 from __future__ import annotations
 
@@ -6,14 +7,19 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from paddler_tui.ui.monitor_view import AgentRow
+from paddler_tui.ui.monitor_view import AgentRow, restarts_style
 from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-COLUMNS = plain_columns("agent", "slots", "model", "state", "repack", "download", "issues")
+# Restarts last: at 80 columns the issues stay in view, and the supervision note under the
+# table names every agent that restarted.
+COLUMNS = plain_columns(
+    "agent", "slots", "model", "state", "repack", "download", "issues", "restarts"
+)
 
 
 class MonitorAgentsTable(LiveTable):
-    """One row per agent, keyed by agent id; rows come and go with the agents."""
+    """One row per agent, keyed by agent id; rows come and go with the agents (a local agent
+    between two processes keeps a row of its own)."""
 
     DEFAULT_CSS: ClassVar[str] = """
     MonitorAgentsTable {
@@ -31,7 +37,7 @@ class MonitorAgentsTable(LiveTable):
 
 def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:
     busy_style = warning if row.total and row.busy >= row.total else ""
-    state_style = "" if row.state == "applied" else warning
+    state_style = "" if row.state == "applied" else error if row.state == "gave up" else warning
     return [
         Text(row.name),
         Text(row.slots, style=busy_style),
@@ -40,4 +46,5 @@ def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:
         Text(row.repack, style=warning if row.repack == "off" else ""),
         Text(row.download),
         Text(row.issues, style=error),
+        Text(row.restarts, style=restarts_style(row.restarts, warning)),
     ]
