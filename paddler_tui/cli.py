@@ -314,7 +314,14 @@ def build_parser() -> argparse.ArgumentParser:
     agent.set_defaults(handler=_run_agent)
 
     serve = commands.add_parser(
-        "serve", help="run a balancer and local agents with a model, headless"
+        "serve",
+        help="run a balancer and local agents with a model, headless",
+        description="Run a balancer and --agents local agent processes with a model.",
+        epilog="Supervision: an agent that exits is logged with its cause (exit status or "
+        "signal) and the end of its log, and restarted after 1 s, 2 s, 4 s, ... up to 30 s; "
+        "60 s of running resets that backoff. 5 exits within 60 s are a crash loop: that agent "
+        "is no longer restarted, and the log, `status` and the monitor socket say so. The "
+        "balancer and the other agents stay up, and --detach returns then as well.",
     )
     _add_balancer_arguments(serve)
     local = serve.add_argument_group("local agents")
