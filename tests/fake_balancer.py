@@ -70,7 +70,6 @@ from paddler_tui.protocol.inference_socket import (
 )
 from paddler_tui.protocol.model_source import AgentDesiredModel, NoModel
 from paddler_tui.protocol.monitor import (
-    MonitorAgent,
     MonitorBuffer,
     MonitorLocalAgent,
     MonitorTimeouts,
@@ -82,6 +81,7 @@ from paddler_tui.protocol.requests import (
     GenerateEmbeddingBatchParams,
 )
 from paddler_tui.protocol.usage import TokenUsage
+from paddler_tui.ui.monitor_fallback import monitor_agent
 
 EMBEDDINGS_DISABLED = "Embedding generation is not enabled in the inference parameters"
 # 2026-01-01 12:00:00 UTC: the live monitor's server time, so its frames never change.
@@ -417,19 +417,11 @@ class FakeBalancer:
         for agent in self.script.agents:
             verdict = self.script.extra_buffers.get(agent.id)
             agents.append(
-                MonitorAgent(
-                    id=agent.id,
-                    name=agent.name,
-                    model_path=agent.model_path,
-                    state_application_status=agent.state_application_status,
-                    slots_total=agent.slots_total,
-                    slots_busy=agent.slots_processing,
-                    download_current=agent.download_current,
-                    download_total=agent.download_total,
-                    download_filename=agent.download_filename,
-                    issues=agent.issues,
-                    extra_buffers=verdict.enabled if verdict else None,
-                    extra_buffers_reason=verdict.reason if verdict else None,
+                monitor_agent(agent).model_copy(
+                    update={
+                        "extra_buffers": verdict.enabled if verdict else None,
+                        "extra_buffers_reason": verdict.reason if verdict else None,
+                    }
                 )
             )
         return MonitorUpdate(
