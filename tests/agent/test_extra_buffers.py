@@ -7,18 +7,24 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import llama_cpp
 import pytest
 
 from paddler_tui.models import default_model_path
 from paddler_tui.server.agent import extra_buffers
+from paddler_tui.server.agent.engine import Engine
+from paddler_tui.server.agent.engine_types import EngineSettings
 from paddler_tui.server.agent.extra_buffers import (
     ExtraBuffersVerdict,
     ProbeOutcome,
     VerdictCache,
     decide_extra_buffers,
+    decide_extra_buffers_sync,
     probe_command,
     run_probe,
+    run_probe_sync,
     verdict_from_probe,
     verdict_key,
 )
@@ -176,3 +182,43 @@ async def test_the_real_probe_reaches_a_verdict_on_this_host() -> None:
     assert verdict is not None, outcome.stderr
     assert outcome.returncode is not None
     assert verdict.enabled == (outcome.returncode == 0), outcome.stderr
+
+
+def test_the_sync_decision_turns_extra_buffers_off_when_the_probe_crashes(
+    cache: VerdictCache,
+) -> None:
+    commands: list[Sequence[str]] = []
+
+    def probe(command: Sequence[str]) -> ProbeOutcome:
+        commands.append(command)
+        return run_probe_sync(SEGFAULT)
+
+    verdict = decide_extra_buffers_sync("auto", MODEL, threads=None, cache=cache, probe=probe)
+    assert not verdict.enabled
+    assert "killed by SIGSEGV" in verdict.reason
+    assert commands == [probe_command(MODEL, None)]
+    assert decide_extra_buffers_sync("auto", MODEL, threads=None, cache=cache) == verdict
+
+
+def test_an_engine_loaded_without_a_choice_follows_the_hosts_verdict(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A library user's engine never repacks where this host's verdict says it crashes."""
+    monkeypatch.setenv("PADDLER_TUI_CACHE_DIR", str(tmp_path))
+    key = verdict_key(MODEL)
+    assert key is not None
+    VerdictCache.default().put(key, ExtraBuffersVerdict(False, "auto: crashed here"))
+    asked: list[bool] = []
+    real = llama_cpp.llama_model_load_from_file
+
+    def load(path: bytes, params: Any) -> Any:
+        asked.append(bool(params.use_extra_bufts))
+        return real(path, params)
+
+    monkeypatch.setattr(llama_cpp, "llama_model_load_from_file", load)
+    engine = Engine.load(EngineSettings(model_path=MODEL, slots=1, context_size=256))
+    try:
+        assert engine.settings.use_extra_buffers is False
+    finally:
+        engine.close()
+    assert asked == [False]

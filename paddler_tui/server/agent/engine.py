@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeAlias
 
 from paddler_tui.server.agent.engine_grammar import json_schema_to_gbnf
@@ -30,6 +30,7 @@ from paddler_tui.server.agent.engine_types import (
     JobFailed,
     deliver_in_place,
 )
+from paddler_tui.server.agent.extra_buffers import probe_verdict_sync
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class Engine:
 
         def load() -> Engine:
             try:
-                model = ModelContext.load(settings)
+                model = ModelContext.load(_with_extra_buffers_decided(settings))
                 try:
                     model.warm_up()
                     return cls(model, thread=compute, owns_thread=owns_thread, deliver=deliver)
@@ -265,3 +266,10 @@ class Engine:
             self._scheduler.stop_all()
             return False
         return True
+
+
+def _with_extra_buffers_decided(settings: EngineSettings) -> EngineSettings:
+    if settings.use_extra_buffers is not None:
+        return settings
+    verdict = probe_verdict_sync(settings.model_path, threads=settings.n_threads)
+    return replace(settings, use_extra_buffers=verdict.enabled)

@@ -157,7 +157,8 @@ class ModelContext:
         model_params.n_gpu_layers = settings.n_gpu_layers
         # Extra buffer types repack weights for the host's fastest kernels (AVX2, NEON, AMX);
         # on some hosts those kernels crash, so the agent decides per host (extra_buffers.py).
-        model_params.use_extra_bufts = settings.use_extra_buffers
+        # Undecided counts as off: the engine decides before it loads (engine.py).
+        model_params.use_extra_bufts = settings.use_extra_buffers is True
         _recent_errors.clear()
         model = llama_cpp.llama_model_load_from_file(os.fsencode(settings.model_path), model_params)
         if not model:

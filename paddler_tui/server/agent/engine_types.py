@@ -45,7 +45,9 @@ class EngineSettings:
     n_threads: int | None = None
     n_gpu_layers: int = 0
     # llama.cpp's extra buffer types (weight repacking); off is llama-server's --no-repack.
-    use_extra_buffers: bool = True
+    # None: this host's cached verdict (extra_buffers.py), probed once in a child if need be,
+    # so that no engine repacks where repacking crashes.
+    use_extra_buffers: bool | None = None
     k_cache_dtype: str = "Q8_0"  # a Paddler KvCacheDtype name
     v_cache_dtype: str = "Q8_0"
     enable_embeddings: bool = False

@@ -53,6 +53,7 @@ class ProbeOutcome:
 
 
 ProbeRunner = Callable[[Sequence[str]], Awaitable[ProbeOutcome]]
+SyncProbeRunner = Callable[[Sequence[str]], ProbeOutcome]
 
 
 def probe_command(model_path: str, threads: int | None) -> list[str]:
@@ -79,6 +80,22 @@ async def run_probe(command: Sequence[str]) -> ProbeOutcome:
             process.kill()
             await process.wait()
     return ProbeOutcome(process.returncode, stderr.decode("utf-8", errors="replace"))
+
+
+def run_probe_sync(command: Sequence[str]) -> ProbeOutcome:
+    """:func:`run_probe` for callers without an event loop."""
+    try:
+        done = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            timeout=PROBE_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:  # run() has killed and reaped the child
+        return ProbeOutcome(None, "")
+    return ProbeOutcome(done.returncode, done.stderr.decode("utf-8", errors="replace"))
 
 
 def verdict_from_probe(outcome: ProbeOutcome) -> ExtraBuffersVerdict | None:
@@ -167,14 +184,48 @@ async def decide_extra_buffers(
     probe: ProbeRunner = run_probe,
 ) -> ExtraBuffersVerdict:
     """The verdict for loading ``model_path``; with ``auto`` the probe runs unless cached."""
-    if mode != "auto":
-        return ExtraBuffersVerdict(mode == "on", f"{mode} (--extra-buffers {mode})")
-    key = verdict_key(model_path)
-    cached = cache.get(key) if key is not None else None
-    if cached is not None:
-        return cached
+    settled, key = _settled(mode, model_path, cache)
+    if settled is not None:
+        return settled
     logger.info("probing llama.cpp's extra buffers on this host with %s", model_path)
-    outcome = await probe(probe_command(model_path, threads))
+    return _conclude(await probe(probe_command(model_path, threads)), key, cache)
+
+
+def decide_extra_buffers_sync(
+    mode: ExtraBuffersMode,
+    model_path: str,
+    *,
+    threads: int | None,
+    cache: VerdictCache,
+    probe: SyncProbeRunner = run_probe_sync,
+) -> ExtraBuffersVerdict:
+    """:func:`decide_extra_buffers` for callers without an event loop."""
+    settled, key = _settled(mode, model_path, cache)
+    if settled is not None:
+        return settled
+    logger.info("probing llama.cpp's extra buffers on this host with %s", model_path)
+    return _conclude(probe(probe_command(model_path, threads)), key, cache)
+
+
+def probe_verdict_sync(model_path: str, *, threads: int | None = None) -> ExtraBuffersVerdict:
+    """The ``auto`` verdict for this host, from the cache or a probe: what an engine loaded
+    without an explicit choice uses, and the benches too."""
+    return decide_extra_buffers_sync(
+        "auto", model_path, threads=threads, cache=VerdictCache.default()
+    )
+
+
+def _settled(
+    mode: ExtraBuffersMode, model_path: str, cache: VerdictCache
+) -> tuple[ExtraBuffersVerdict | None, str | None]:
+    """The verdict if no probe is needed (a fixed mode, or a cached one); the cache key."""
+    if mode != "auto":
+        return ExtraBuffersVerdict(mode == "on", f"{mode} (--extra-buffers {mode})"), None
+    key = verdict_key(model_path)
+    return (cache.get(key) if key is not None else None), key
+
+
+def _conclude(outcome: ProbeOutcome, key: str | None, cache: VerdictCache) -> ExtraBuffersVerdict:
     verdict = verdict_from_probe(outcome)
     if verdict is None:
         # The model does not load at all; the real load says why. Nothing to remember.
@@ -188,10 +239,3 @@ async def decide_extra_buffers(
     if key is not None:
         cache.put(key, verdict)
     return verdict
-
-
-def probe_verdict_sync(model_path: str, *, threads: int | None = None) -> ExtraBuffersVerdict:
-    """The ``auto`` verdict for this host, for tools outside an event loop (the benches)."""
-    return asyncio.run(
-        decide_extra_buffers("auto", model_path, threads=threads, cache=VerdictCache.default())
-    )
