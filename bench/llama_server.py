@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -29,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
+
+from tests.support.ports import free_port
 
 DISTRIBUTION = "llama-cpp-python"
 BINARY = "llama-server"
@@ -123,14 +124,6 @@ def build(version: str | None = None) -> Path:
         partial.rename(binary)
     print(f"built {binary} in {seconds:.0f} s", file=sys.stderr)
     return binary
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (llama-server cannot be asked for port 0)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ from paddler_tui.ui.conversation_store import (
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.screens.help import HelpScreen
 from tests.fake_balancer import ChatItem, FakeBalancer, FakeScript
-from tests.ui.chat_app import ScriptedClock, answer, chat_screen, tui_options, wait_until
+from tests.support.pilot import wait_until
+from tests.ui.chat_app import ScriptedClock, answer, chat_screen, tui_options
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 # Below the ephemeral range (32768+), so no test that binds port 0 can be holding them.

@@ -9,7 +9,8 @@ from textual.pilot import Pilot
 
 from paddler_tui.ui.app import PaddlerTuiApp
 from snapshots.screen_snapshots import SIZES, UNREACHABLE
-from tests.ui.chat_app import tui_options, wait_until
+from tests.support.pilot import wait_until
+from tests.ui.chat_app import tui_options
 from tests.ui.failed_launch import FailedLaunch
 
 

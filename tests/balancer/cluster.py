@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -59,6 +58,7 @@ from paddler_tui.protocol.inference_socket import (
 )
 from paddler_tui.protocol.model_source import LocalToAgent
 from tests.balancer.pool_fakes import done, status
+from tests.support.ports import free_port
 
 STARTUP_S = 20.0
 MODEL_READY_S = 60.0
@@ -70,14 +70,6 @@ BIND_ATTEMPTS = 5
 COUNTING_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8,"
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A port that was free a moment ago (the balancer may still lose it to a race)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def greedy_parameters(**parameters: object) -> InferenceParameters:

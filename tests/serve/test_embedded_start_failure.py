@@ -17,7 +17,7 @@ import pytest
 
 from paddler_tui.server.serve_state import ServeState
 from paddler_tui.ui.embedded import EmbeddedCluster
-from tests.serve.test_serve import free_port
+from tests.support.ports import free_port
 
 FAULT = "Fatal Python error: Segmentation fault"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.serve.test_serve import free_port
+from tests.support.ports import free_port
 
 FAULT = "Fatal Python error: Segmentation fault"
 

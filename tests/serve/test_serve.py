@@ -17,13 +17,7 @@ from paddler_tui.models import default_model_path
 from paddler_tui.protocol.model_source import LocalToAgent, Url
 from paddler_tui.server.local_agents import model_source
 from paddler_tui.server.serve_state import is_alive
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.support.ports import free_port
 
 
 def cli(

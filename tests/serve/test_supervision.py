@@ -22,7 +22,8 @@ import pytest
 from paddler_tui.client.monitor import monitor_updates
 from paddler_tui.protocol.monitor import MonitorLocalAgent, MonitorUpdate
 from tests.serve.test_embedded_start_failure import StalledModelServer
-from tests.serve.test_serve import cli, free_port, raw_prompt
+from tests.serve.test_serve import cli, raw_prompt
+from tests.support.ports import free_port
 
 FAULT = "Fatal Python error: Segmentation fault"
 CRASH_LOOP = "5 exits within 60 s, a crash loop: restarts stopped"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from textual.pilot import Pilot
@@ -13,6 +11,7 @@ from paddler_tui.ui.config import TuiConfig
 from paddler_tui.ui.conversation_store import DATABASE_FILENAME, StoredMessage
 from paddler_tui.ui.screens.chat import ChatScreen
 from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
+from tests.support.pilot import wait_until
 
 QUIET = TuiConfig(cursor_blink=False)
 
@@ -46,16 +45,6 @@ class ScriptedClock:
     def __call__(self) -> float:
         self._now += self._step
         return self._now
-
-
-async def wait_until(
-    pilot: Pilot[object], predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = ""
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        await pilot.pause(0.02)
 
 
 async def chat_screen(pilot: Pilot[object], timeout: float = 10.0) -> ChatScreen:

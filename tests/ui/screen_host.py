@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 from textual.app import App
-from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Input, TextArea
 
@@ -47,14 +45,3 @@ def screen_text(app: App[object]) -> str:
     """What the terminal shows, as plain text lines."""
     update = app.screen._compositor.render_full_update()
     return "\n".join("".join(segment.text for segment in strip) for strip in update.strips)
-
-
-async def wait_until(
-    pilot: Pilot[object], predicate: Callable[[], bool], *, timeout: float = 10.0
-) -> None:
-    """Let the app run until ``predicate()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("the condition never became true")
-        await pilot.pause(0.02)

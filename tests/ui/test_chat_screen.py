@@ -32,7 +32,8 @@ from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
 from paddler_tui.ui.widgets.chat_status import ChatStatus
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
 from tests.fake_balancer import ChatItem, FakeBalancer, RawFrame
-from tests.ui.chat_app import ScriptedClock, answer, chat_screen, send, tui_options, wait_until
+from tests.support.pilot import wait_until
+from tests.ui.chat_app import ScriptedClock, answer, chat_screen, send, tui_options
 
 
 def usage(prompt: int, content: int, *, reasoning: int = 0) -> TokenUsage:

@@ -11,7 +11,8 @@ from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
 from paddler_tui.ui.widgets.connection_log_tail import ConnectionLogTail
 from tests.fake_balancer import FakeBalancer, agent_snapshot
-from tests.ui.chat_app import answer, chat_screen, tui_options, wait_until
+from tests.support.pilot import wait_until
+from tests.ui.chat_app import answer, chat_screen, tui_options
 from tests.ui.failed_launch import AGENT_LOG, CRASH, FailedLaunch
 from tests.ui.screen_host import screen_text
 

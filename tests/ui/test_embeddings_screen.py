@@ -14,7 +14,8 @@ from paddler_tui.ui.widgets.embedding_heat_map import EmbeddingHeatMap
 from paddler_tui.ui.widgets.embedding_notice import EmbeddingNotice
 from paddler_tui.ui.widgets.embedding_results_table import EmbeddingResultsTable
 from tests.fake_balancer import FakeBalancer, desired_state
-from tests.ui.screen_host import ScreenHost, screen_text, wait_until
+from tests.support.pilot import wait_until
+from tests.ui.screen_host import ScreenHost, screen_text
 
 DOCUMENTS = "the cat sat\na dog ran\nthe cat sat\nstock prices fell\nbananas are yellow"
 

@@ -19,7 +19,8 @@ from paddler_tui.protocol.requests import ContinueFromRawPromptParams
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
 from tests.balancer.cluster import Cluster, greedy_state
-from tests.ui.screen_host import ScreenHost, screen_text, wait_until
+from tests.support.pilot import wait_until
+from tests.ui.screen_host import ScreenHost, screen_text
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.balancer.cluster import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 
