@@ -36,7 +36,7 @@ from paddler_tui.protocol.inference_socket import ResponseEnvelope, decode_infer
 from paddler_tui.server.agent.chat_template import ChatTemplate
 from paddler_tui.server.agent.inference_slots import sampling_settings
 from paddler_tui.server.agent.state_applier import engine_settings
-from tests.balancer.cluster import deterministic_state
+from tests.support.cluster import deterministic_state
 
 if TYPE_CHECKING:
     from paddler_tui.server.agent.engine import Engine

@@ -1,6 +1,6 @@
 """What the cluster benches share: machine info, results files, the comparison table, clusters.
 
-Clusters come from the test suite's :mod:`tests.balancer.cluster` (real ``paddler-tui``
+Clusters come from the test suite's :mod:`tests.support.cluster` (real ``paddler-tui``
 subprocesses on free loopback ports), so benches and tests start processes the same way.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tests.balancer.cluster import Cluster, cluster_env
+from tests.support.cluster import Cluster, cluster_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

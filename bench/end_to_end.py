@@ -54,7 +54,7 @@ from paddler_tui.protocol.envelope import ContinueFromRawPrompt, GeneratedToken
 from paddler_tui.protocol.generated_token import Done, token_text
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
 from paddler_tui.protocol.requests import ContinueFromRawPromptParams
-from tests.balancer.cluster import deterministic_state
+from tests.support.cluster import deterministic_state
 
 # Each prompt counts up by its step from a start of its own; greedy decoding keeps counting, so
 # every reply runs the full 128 tokens. Words ("List 7: ...") let the model drift into prose and

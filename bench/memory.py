@@ -18,7 +18,7 @@ import httpx
 from websockets.asyncio.client import connect
 
 from bench.common import Row, cluster, print_table, rss_mib, write_results
-from tests.balancer.cluster import Cluster, deterministic_state
+from tests.support.cluster import Cluster, deterministic_state
 
 TARGET_GROWTH = 0.10
 IN_FLIGHT = 4

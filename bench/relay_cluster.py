@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import cluster
-from tests.balancer.cluster import BalancerProcess, Cluster
+from tests.support.cluster import BalancerProcess, Cluster
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parent.parent

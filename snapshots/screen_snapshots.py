@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 from textual.screen import Screen
 
 from paddler_tui.ui.services import BalancerServices
-from tests.fake_balancer import FakeBalancer
+from tests.support.fake_balancer import FakeBalancer
 from tests.ui.screen_host import ScreenHost
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]

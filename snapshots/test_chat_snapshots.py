@@ -27,7 +27,7 @@ from paddler_tui.ui.conversation_store import (
 )
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.screens.help import HelpScreen
-from tests.fake_balancer import ChatItem, FakeBalancer, FakeScript
+from tests.support.fake_balancer import ChatItem, FakeBalancer, FakeScript
 from tests.support.pilot import wait_until
 from tests.ui.chat_app import ScriptedClock, answer, chat_screen, tui_options
 

@@ -17,7 +17,7 @@ from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
 from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
 from paddler_tui.ui.widgets.cluster_status import ClusterStatus
 from snapshots.screen_snapshots import SIZES, host, settle
-from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
+from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
 from tests.support.pilot import wait_until
 from tests.ui.monitor_script import PROBE_CRASHED
 

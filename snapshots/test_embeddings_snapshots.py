@@ -11,7 +11,7 @@ from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
 from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
 from snapshots.screen_snapshots import SIZES, StepClock, host, settle
-from tests.fake_balancer import FakeBalancer, FakeScript, desired_state
+from tests.support.fake_balancer import FakeBalancer, FakeScript, desired_state
 from tests.support.pilot import wait_until
 
 DOCUMENTS = "\n".join(

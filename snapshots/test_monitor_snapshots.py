@@ -12,7 +12,7 @@ from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
 from snapshots.screen_snapshots import SIZES, host, settle
-from tests.fake_balancer import FakeBalancer, FakeScript
+from tests.support.fake_balancer import FakeBalancer, FakeScript
 from tests.support.pilot import wait_until
 from tests.ui.monitor_script import busy_minute
 

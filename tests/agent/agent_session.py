@@ -28,7 +28,7 @@ from paddler_tui.protocol.requests import (
 )
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import desired_state
-from tests.balancer.cluster import AgentProcess, cluster_env
+from tests.support.cluster import AgentProcess, cluster_env
 
 
 @dataclass

@@ -9,7 +9,7 @@ from paddler_tui.models import default_model_path
 from paddler_tui.protocol.desired_state import AgentDesiredState, ChatTemplate
 from paddler_tui.protocol.model_source import AgentDesiredModel, LocalToAgent, NoModel
 from tests.agent.balancer_endpoint import BalancerEndpoint
-from tests.balancer.cluster import AgentProcess, cluster_env, greedy_parameters
+from tests.support.cluster import AgentProcess, cluster_env, greedy_parameters
 
 
 def desired_state(

@@ -27,7 +27,7 @@ from paddler_tui.server.agent.main import serve_agent
 from tests.agent.agent_session import AgentSession, raw_prompt
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import desired_state
-from tests.balancer.cluster import AgentProcess
+from tests.support.cluster import AgentProcess
 
 # Every llama.cpp entry point that computes, or creates or frees what computes.
 COMPUTING = (

@@ -36,7 +36,7 @@ from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import desired_state
 from tests.agent.gguf_files import copy_gguf
 from tests.agent.http_file_server import FakeServer
-from tests.balancer.cluster import AgentProcess
+from tests.support.cluster import AgentProcess
 
 pytestmark = pytest.mark.slow
 

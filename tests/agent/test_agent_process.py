@@ -33,7 +33,7 @@ from paddler_tui.protocol.requests import (
 )
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import desired_state
-from tests.balancer.cluster import AgentProcess
+from tests.support.cluster import AgentProcess
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.balancer.cluster import Cluster, clusters
+from tests.support.cluster import Cluster, clusters
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope, GeneratedToken
 from paddler_tui.protocol.generated_token import ContentToken, Done
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
-from tests.balancer.cluster import (
+from tests.support.cluster import (
     Cluster,
     busy,
     collect,

@@ -19,7 +19,7 @@ from paddler_tui.protocol.inference_socket import (
     ResponseEnvelope,
     decode_inference_server_message,
 )
-from tests.balancer.cluster import (
+from tests.support.cluster import (
     Cluster,
     busy,
     collect,

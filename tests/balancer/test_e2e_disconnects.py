@@ -18,7 +18,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot, BufferedRequestsSnapshot
-from tests.balancer.cluster import (
+from tests.support.cluster import (
     Cluster,
     SnapshotWatcher,
     busy,

@@ -15,7 +15,7 @@ import pytest
 from paddler_tui.protocol.envelope import GeneratedToken
 from paddler_tui.protocol.generated_token import Done
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
-from tests.balancer.cluster import (
+from tests.support.cluster import (
     Cluster,
     busy,
     collect,

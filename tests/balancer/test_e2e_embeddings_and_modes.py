@@ -17,7 +17,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from paddler_tui.protocol.embedding import EmbeddingDone, EmbeddingProduced
 from paddler_tui.protocol.envelope import EmbeddingResponse
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
-from tests.balancer.cluster import (
+from tests.support.cluster import (
     Cluster,
     collect,
     deterministic_state,

@@ -22,7 +22,8 @@ from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot, Model
 from paddler_tui.protocol.desired_state import ChatTemplate
 from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
-from tests.balancer.cluster import (
+from tests.balancer.pool_fakes import token
+from tests.support.cluster import (
     Cluster,
     FakeAgent,
     SnapshotWatcher,
@@ -34,7 +35,6 @@ from tests.balancer.cluster import (
     raw_prompt_body,
     watch_agents,
 )
-from tests.balancer.pool_fakes import token
 
 pytestmark = pytest.mark.slow
 

@@ -22,7 +22,8 @@ import pytest
 
 from paddler_tui.protocol.codec import adapter_for, decode
 from paddler_tui.protocol.desired_state import BalancerDesiredState, ChatTemplate
-from tests.balancer.cluster import (
+from tests.balancer.test_state_database import DEFAULT_STATE_JSON
+from tests.support.cluster import (
     Cluster,
     deterministic_state,
     free_port,
@@ -31,7 +32,6 @@ from tests.balancer.cluster import (
     watch_agents,
     watch_buffer,
 )
-from tests.balancer.test_state_database import DEFAULT_STATE_JSON
 
 pytestmark = pytest.mark.slow
 

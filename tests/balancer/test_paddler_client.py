@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.balancer.cluster import Cluster
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.slow
 

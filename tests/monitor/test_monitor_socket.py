@@ -13,7 +13,7 @@ from paddler_tui.client.monitor import monitor_updates
 from paddler_tui.protocol.envelope import GeneratedToken
 from paddler_tui.protocol.generated_token import ContentToken
 from paddler_tui.protocol.monitor import MonitorEvent, MonitorUpdate
-from tests.balancer.cluster import (
+from tests.support.cluster import (
     BalancerProcess,
     Cluster,
     FakeAgent,

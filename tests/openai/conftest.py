@@ -11,8 +11,8 @@ from collections.abc import Callable
 import openai
 import pytest
 
-from tests.balancer.cluster import Cluster, greedy_state
 from tests.balancer.conftest import make_module_cluster
+from tests.support.cluster import Cluster, greedy_state
 
 __all__ = ["make_module_cluster"]
 

@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.balancer.cluster import Cluster, greedy_state
 from tests.openai.conftest import openai_client
+from tests.support.cluster import Cluster, greedy_state
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import openai
 import orjson
 import pytest
 
-from tests.balancer.cluster import Cluster, greedy_state, watch_buffer
 from tests.openai.conftest import openai_client
+from tests.support.cluster import Cluster, greedy_state, watch_buffer
 
 pytestmark = pytest.mark.slow
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from paddler_tui.models import default_model_path
-from tests.balancer.cluster import Cluster
 from tests.openai.conftest import openai_client
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope
-from tests.balancer.cluster import Cluster, busy, socket_request, watch_agents
 from tests.reliability.streams import SocketRequests, is_content, is_done
+from tests.support.cluster import Cluster, busy, socket_request, watch_agents
 
 pytestmark = pytest.mark.slow
 

@@ -37,7 +37,7 @@ from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
 from paddler_tui.ui.monitor_feed import FeedConnected, monitor_feed
 from paddler_tui.ui.services import BalancerServices
-from tests.balancer.cluster import AgentProcess, BalancerProcess, Cluster
+from tests.support.cluster import AgentProcess, BalancerProcess, Cluster
 from tests.ui.chat_app import tui_options
 
 KEY = "the-right-key"

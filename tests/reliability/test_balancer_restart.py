@@ -14,8 +14,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
-from tests.balancer.cluster import Cluster, socket_request, watch_agents
 from tests.reliability.streams import SocketRequests, is_done
+from tests.support.cluster import Cluster, socket_request, watch_agents
 
 pytestmark = pytest.mark.slow
 

@@ -15,14 +15,14 @@ from paddler_tui.protocol.desired_state import ChatTemplate
 from paddler_tui.protocol.envelope import GeneratedToken
 from paddler_tui.protocol.generated_token import ChatTemplateError
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
-from tests.balancer.cluster import (
+from tests.reliability.streams import is_done
+from tests.support.cluster import (
     Cluster,
     collect,
     deterministic_state,
     http_client,
     raw_prompt_body,
 )
-from tests.reliability.streams import is_done
 
 pytestmark = pytest.mark.slow
 

@@ -39,8 +39,8 @@ from paddler_tui.server.balancer.openai_models import (
     EmbeddingsRequest,
     ResponsesRequest,
 )
-from tests.balancer.cluster import Cluster, busy, deterministic_state, raw_prompt_body
 from tests.reliability.fuzz_strategies import bodies, json_values, mutated
+from tests.support.cluster import Cluster, busy, deterministic_state, raw_prompt_body
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,8 @@ import pytest
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
 from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
-from tests.balancer.cluster import (
+from tests.reliability.streams import is_content, is_done
+from tests.support.cluster import (
     AgentProcess,
     Cluster,
     SnapshotWatcher,
@@ -38,7 +39,6 @@ from tests.balancer.cluster import (
     raw_prompt_body,
     watch_agents,
 )
-from tests.reliability.streams import is_content, is_done
 from tests.support.fault_proxy import ThreadedFaultProxy
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]

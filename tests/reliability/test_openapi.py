@@ -23,7 +23,7 @@ from paddler_tui.server.balancer.management_service import create_management_app
 from paddler_tui.server.balancer.openai_service import create_openai_app
 from paddler_tui.server.balancer.openapi import ServiceApp, json_body
 from paddler_tui.server.balancer.state_database import MemoryStateDatabase
-from tests.balancer.cluster import deterministic_state, state_json
+from tests.support.cluster import deterministic_state, state_json
 
 FACTORIES: list[Callable[[Balancer], FastAPI]] = [
     create_inference_app,

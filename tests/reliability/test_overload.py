@@ -20,8 +20,8 @@ from paddler_tui.protocol.inference_socket import (
     InferenceServerMessage,
     decode_inference_server_message,
 )
-from tests.balancer.cluster import Cluster, busy, socket_request, watch_agents, watch_buffer
 from tests.reliability.streams import is_done, open_fds
+from tests.support.cluster import Cluster, busy, socket_request, watch_agents, watch_buffer
 
 pytestmark = pytest.mark.slow
 

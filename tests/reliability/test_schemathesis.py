@@ -20,7 +20,7 @@ from schemathesis.specs.openapi import checks
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from paddler_tui.api_key import API_KEY_ENV
-from tests.balancer.cluster import BalancerProcess, Cluster, deterministic_state
+from tests.support.cluster import BalancerProcess, Cluster, deterministic_state
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,9 @@ import pytest
 from websockets.client import ClientProtocol
 from websockets.uri import parse_uri
 
-from tests.balancer.cluster import (
+from tests.balancer.pool_fakes import done, token
+from tests.reliability.streams import is_done
+from tests.support.cluster import (
     Cluster,
     FakeAgent,
     busy,
@@ -30,8 +32,6 @@ from tests.balancer.cluster import (
     socket_request,
     watch_agents,
 )
-from tests.balancer.pool_fakes import done, token
-from tests.reliability.streams import is_done
 
 pytestmark = pytest.mark.slow
 

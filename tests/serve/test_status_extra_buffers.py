@@ -12,7 +12,7 @@ import pytest
 from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.server.serve_command import run_status
 from paddler_tui.server.serve_state import ServeState
-from tests.fake_balancer import FakeBalancer, FakeScript
+from tests.support.fake_balancer import FakeBalancer, FakeScript
 from tests.ui.monitor_script import PROBE_CRASHED, PROBE_PASSED
 
 MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"

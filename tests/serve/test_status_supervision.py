@@ -15,7 +15,7 @@ import pytest
 from paddler_tui.protocol.monitor import MonitorLocalAgent
 from paddler_tui.server.serve_command import run_status
 from paddler_tui.server.serve_state import ServeState
-from tests.fake_balancer import FakeBalancer, FakeScript
+from tests.support.fake_balancer import FakeBalancer, FakeScript
 
 MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 CRASH_LOOP = (

@@ -18,7 +18,7 @@
 
 "upstream" is client → server, "downstream" server → client. :class:`ThreadedFaultProxy` runs a
 proxy on an event loop of its own in a thread, for tests whose loop blocks (the cluster helpers
-of ``tests/balancer/cluster.py`` make blocking HTTP calls while the agent's traffic must flow).
+of ``tests/support/cluster.py`` make blocking HTTP calls while the agent's traffic must flow).
 """
 
 from __future__ import annotations

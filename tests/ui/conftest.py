@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.balancer.conftest import make_module_cluster
-from tests.fake_balancer import FakeBalancer, FakeScript, desired_state
+from tests.support.fake_balancer import FakeBalancer, FakeScript, desired_state
 
 __all__ = ["make_module_cluster"]
 

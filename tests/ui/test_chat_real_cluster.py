@@ -15,7 +15,7 @@ from paddler_tui.ui.config import ChatDefaults, TuiConfig
 from paddler_tui.ui.widgets.chat_message import ChatMessage
 from paddler_tui.ui.widgets.chat_sidebar import ChatSidebar
 from paddler_tui.ui.widgets.chat_status import ChatStatus
-from tests.balancer.cluster import Cluster, greedy_state
+from tests.support.cluster import Cluster, greedy_state
 from tests.support.pilot import wait_until
 from tests.ui.chat_app import answer, chat_screen, send, tui_options
 

@@ -31,7 +31,7 @@ from paddler_tui.ui.widgets.chat_message import ChatMessage
 from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
 from paddler_tui.ui.widgets.chat_status import ChatStatus
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
-from tests.fake_balancer import ChatItem, FakeBalancer, RawFrame
+from tests.support.fake_balancer import ChatItem, FakeBalancer, RawFrame
 from tests.support.pilot import wait_until
 from tests.ui.chat_app import ScriptedClock, answer, chat_screen, send, tui_options
 

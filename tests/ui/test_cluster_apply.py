@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot, AgentControllerSnapshot
 from paddler_tui.ui.cluster_apply import SETTLE_S, ApplyTracker
-from tests.fake_balancer import agent_snapshot
+from tests.support.fake_balancer import agent_snapshot
 
 
 def pool(*agents: AgentControllerSnapshot) -> AgentControllerPoolSnapshot:

@@ -14,7 +14,7 @@ from paddler_tui.ui.widgets.cluster_chat_template import ClusterChatTemplate
 from paddler_tui.ui.widgets.cluster_model_source import ClusterModelSource
 from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
 from paddler_tui.ui.widgets.cluster_status import ClusterStatus
-from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
+from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
 from tests.support.pilot import wait_until
 from tests.ui.screen_host import ScreenHost, screen_text
 

@@ -10,7 +10,7 @@ from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
 from paddler_tui.ui.widgets.connection_log_tail import ConnectionLogTail
-from tests.fake_balancer import FakeBalancer, agent_snapshot
+from tests.support.fake_balancer import FakeBalancer, agent_snapshot
 from tests.support.pilot import wait_until
 from tests.ui.chat_app import answer, chat_screen, tui_options
 from tests.ui.failed_launch import AGENT_LOG, CRASH, FailedLaunch

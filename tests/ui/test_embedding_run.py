@@ -33,7 +33,7 @@ from paddler_tui.ui.embedding_run import (
     translate,
 )
 from paddler_tui.ui.services import BalancerServices
-from tests.fake_balancer import FakeBalancer
+from tests.support.fake_balancer import FakeBalancer
 
 DOCUMENTS = ["the cat sat", "a dog ran", "the cat sat", "stocks fell", "bananas"]
 

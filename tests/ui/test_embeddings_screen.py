@@ -13,7 +13,7 @@ from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
 from paddler_tui.ui.widgets.embedding_heat_map import EmbeddingHeatMap
 from paddler_tui.ui.widgets.embedding_notice import EmbeddingNotice
 from paddler_tui.ui.widgets.embedding_results_table import EmbeddingResultsTable
-from tests.fake_balancer import FakeBalancer, desired_state
+from tests.support.fake_balancer import FakeBalancer, desired_state
 from tests.support.pilot import wait_until
 from tests.ui.screen_host import ScreenHost, screen_text
 

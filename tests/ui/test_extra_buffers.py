@@ -15,7 +15,7 @@ from paddler_tui.ui.extra_buffers import (
 )
 from paddler_tui.ui.monitor_extras import MonitorExtras, follow_monitor_extras
 from paddler_tui.ui.monitor_view import agent_row
-from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
+from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
 from tests.ui.monitor_script import PROBE_CRASHED as CRASHED
 from tests.ui.monitor_script import PROBE_PASSED as PASSED
 from tests.ui.monitor_script import REPACK_CRASHED, REPACK_ON, monitor_agent

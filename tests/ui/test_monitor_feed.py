@@ -12,7 +12,7 @@ from paddler_tui.ui.monitor_feed import (
     FeedUpdate,
     monitor_feed,
 )
-from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
+from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
 from tests.ui.monitor_script import busy_minute
 
 

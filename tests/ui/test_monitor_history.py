@@ -5,7 +5,7 @@ from paddler_tui.protocol.monitor import MonitorAgent, MonitorRequest
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.ui.monitor_fallback import FallbackMonitor
 from paddler_tui.ui.monitor_history import MonitorHistory, TokenCounter
-from tests.fake_balancer import agent_snapshot
+from tests.support.fake_balancer import agent_snapshot
 from tests.ui.monitor_script import T0, event, monitor_agent, request, update
 
 

@@ -10,7 +10,7 @@ from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_requests_table import MonitorRequestsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
-from tests.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
+from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
 from tests.support.pilot import wait_until
 from tests.ui.monitor_script import busy_minute, monitor_agent, request, update
 from tests.ui.screen_host import ScreenHost, screen_text

@@ -10,7 +10,7 @@ from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
 from paddler_tui.ui.widgets.embedding_heat_map import EmbeddingHeatMap
 from paddler_tui.ui.widgets.embedding_results_table import EmbeddingResultsTable
-from tests.balancer.cluster import Cluster, greedy_state
+from tests.support.cluster import Cluster, greedy_state
 from tests.support.pilot import wait_until
 from tests.ui.screen_host import ScreenHost, screen_text
 

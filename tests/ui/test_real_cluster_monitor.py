@@ -18,7 +18,7 @@ from paddler_tui.protocol.inference_socket import InferenceServerMessage
 from paddler_tui.protocol.requests import ContinueFromRawPromptParams
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
-from tests.balancer.cluster import Cluster, greedy_state
+from tests.support.cluster import Cluster, greedy_state
 from tests.support.pilot import wait_until
 from tests.ui.screen_host import ScreenHost, screen_text
 
