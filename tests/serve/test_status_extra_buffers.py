@@ -3,7 +3,6 @@ one, and stays as it was against a balancer without the socket."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.server.serve_command import run_status
-from paddler_tui.server.serve_state import ServeState
+from tests.serve.recorded_state import record
 from tests.support.fake_balancer import FakeBalancer, FakeScript
 from tests.ui.monitor_script import PROBE_CRASHED, PROBE_PASSED
 
@@ -22,18 +21,6 @@ MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("PADDLER_TUI_STATE_DIR", str(tmp_path))
     yield
-
-
-def record(fake: FakeBalancer) -> None:
-    """``serve --detach``'s state file, as if this process were it."""
-    ServeState(
-        pid=os.getpid(),
-        inference_addr=fake.inference_addr,
-        management_addr=fake.management_addr,
-        compat_openai_addr=None,
-        log_file="serve.log",
-        ready=True,
-    ).write()
 
 
 def test_status_prints_each_verdict_under_its_agent(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,6 @@ their own; without a monitor socket the state file still tells of a crash loop."
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import pytest
 
 from paddler_tui.protocol.monitor import MonitorLocalAgent
 from paddler_tui.server.serve_command import run_status
-from paddler_tui.server.serve_state import ServeState
+from tests.serve.recorded_state import record
 from tests.support.fake_balancer import FakeBalancer, FakeScript
 
 MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -28,18 +27,6 @@ CRASH_LOOP = (
 def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("PADDLER_TUI_STATE_DIR", str(tmp_path))
     yield
-
-
-def record(fake: FakeBalancer, gave_up: list[str] | None = None) -> None:
-    ServeState(
-        pid=os.getpid(),
-        inference_addr=fake.inference_addr,
-        management_addr=fake.management_addr,
-        compat_openai_addr=None,
-        log_file="serve.log",
-        ready=True,
-        gave_up=gave_up or [],
-    ).write()
 
 
 def test_every_local_agent_is_listed_with_its_restarts(capsys: pytest.CaptureFixture[str]) -> None:
