@@ -115,13 +115,11 @@ class Engine:
                 except BaseException:
                     model.free()
                     raise
-            except EngineLoadError:
-                if owns_thread:
-                    compute.stop()
-                raise
             except Exception as error:
                 if owns_thread:
-                    compute.stop()
+                    compute.stop()  # from its own thread: ends after this call, no join
+                if isinstance(error, EngineLoadError):
+                    raise
                 raise EngineLoadError("slot_cannot_start", f"{error}") from error
 
         return compute.call(load)
