@@ -148,13 +148,12 @@ async def test_stopping_after_the_first_token_frees_the_slot(
     first = await endpoint.next_response(agent, request_id)
     assert isinstance(first, GeneratedToken)
     assert isinstance(first.value, ContentToken)
-    stopped_at = time.monotonic()
     await endpoint.stop(agent, request_id)
     await endpoint.wait_for_status(agent, lambda s: s.slots_processing == 0, timeout=5)
-    assert time.monotonic() - stopped_at < 1.0
-    # The agent finishes a stopped request with Done and its partial usage.
+    # The agent finishes a stopped request with Done and its partial usage, far short of 2000.
     rest = await endpoint.tokens(agent, request_id)
     assert isinstance(rest[-1], Done)
+    assert rest[-1].usage.content_tokens + rest[-1].usage.undeterminable_tokens < 200
     next_id = await endpoint.request(agent, raw_prompt("Hello", 3))
     assert isinstance((await endpoint.tokens(agent, next_id))[-1], Done)
 

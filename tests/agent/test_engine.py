@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,13 +124,11 @@ def test_stop_after_first_token_frees_the_slot(engine: Engine) -> None:
             engine.stop("stopped-job")
         collector(event)
 
-    started = time.monotonic()
     engine.submit(
         GenerationJob(job_id="stopped-job", prompt_tokens=tokens, max_tokens=500, sampling=GREEDY),
         sink,
     )
     terminal = finished(collector)
-    assert time.monotonic() - started < 2
     assert terminal.reason == "stopped"
     assert terminal.generated_tokens == len(collector.tokens) == 1
     assert terminal.prompt_tokens == len(tokens)
@@ -258,12 +255,12 @@ def test_close_mid_generation_returns_quickly() -> None:
     engine = Engine.load(EngineSettings(model_path=model_path(), slots=2, context_size=2048))
     collector = submit(engine, ENDLESS, max_tokens=4096)
     assert collector.first_token.wait(WAIT_S)
-    started = time.monotonic()
     engine.close()
-    assert time.monotonic() - started < 2
     terminal = collector.wait()
     assert isinstance(terminal, JobFinished)
     assert terminal.reason == "stopped"
+    # Closing cut the job short instead of waiting for its 4096 tokens.
+    assert terminal.generated_tokens < 200
     with pytest.raises(EngineClosedError):
         engine.tokenize("Hi", add_bos=True, parse_special=True)
     late = Collector()
