@@ -48,9 +48,9 @@ from bench.common import extra_buffers_verdict, machine, print_machine
 from bench.llama_baseline import Child, child
 from bench.llama_server import LlamaServer, build, llama_server, server_args
 from paddler_tui.models import default_model_path
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_model import default_thread_count
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.model import default_thread_count
+from paddler_tui.server.agent.engine.types import (
     EngineEvent,
     EngineSettings,
     EventSink,

@@ -34,12 +34,12 @@ from paddler_tui.protocol.envelope import GeneratedToken
 from paddler_tui.protocol.generated_token import Done, token_text
 from paddler_tui.protocol.inference_socket import ResponseEnvelope, decode_inference_server_message
 from paddler_tui.server.agent.chat_template import ChatTemplate
-from paddler_tui.server.agent.inference_slots import sampling_settings
+from paddler_tui.server.agent.running_requests import sampling_settings
 from paddler_tui.server.agent.state_applier import engine_settings
 from tests.support.cluster import deterministic_state
 
 if TYPE_CHECKING:
-    from paddler_tui.server.agent.engine import Engine
+    from paddler_tui.server.agent.engine.engine import Engine
 
 AGENTS = 2
 SLOTS = 2
@@ -128,7 +128,7 @@ def engine_loader(setup: Json) -> Handler:
 
     Setup: threads, extra_buffers. Request: requests, max_tokens.
     """
-    from paddler_tui.server.agent.engine import Engine
+    from paddler_tui.server.agent.engine.engine import Engine
 
     parameters = deterministic_state().inference_parameters
     settings = engine_settings(
@@ -144,7 +144,7 @@ def engine_loader(setup: Json) -> Handler:
 
 
 def engine_load(engine: Engine, requests: int, max_tokens: int) -> LoadResult:
-    from paddler_tui.server.agent.engine_types import (
+    from paddler_tui.server.agent.engine.types import (
         EngineEvent,
         EventSink,
         GenerationJob,

@@ -70,7 +70,7 @@ def extra_buffers_verdict(model: str) -> tuple[bool, str]:
     The agent's cached per-host probe decides; every side of a comparison follows it, so that
     llama-server gets ``--no-repack`` (and ``Llama`` no extra buffers) only where they crash.
     """
-    from paddler_tui.server.agent.extra_buffers import probe_verdict_sync
+    from paddler_tui.server.agent.engine.extra_buffers import probe_verdict_sync
 
     verdict = probe_verdict_sync(model)
     return verdict.enabled, verdict.reason

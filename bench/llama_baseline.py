@@ -109,7 +109,7 @@ def child(factory: str, setup: Mapping[str, object], *, log: Path | None = None)
 def _llama(setup: Json, **extra: Any) -> Any:
     import llama_cpp
 
-    from paddler_tui.server.agent.engine_model import KV_CACHE_DTYPES
+    from paddler_tui.server.agent.engine.model import KV_CACHE_DTYPES
 
     if not setup.get("extra_buffers", True):
         # ``Llama`` has no switch for llama.cpp's extra buffer types (``--no-repack``); its

@@ -31,9 +31,9 @@ if __package__ in (None, ""):
 
 from bench.common import machine, print_machine
 from paddler_tui.models import default_model_path
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_model import default_thread_count
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.model import default_thread_count
+from paddler_tui.server.agent.engine.types import (
     EngineEvent,
     EngineSettings,
     GenerationJob,

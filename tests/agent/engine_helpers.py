@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.types import (
     DocumentEmbedded,
     DocumentTooLong,
     EmbeddingJob,
@@ -21,7 +21,7 @@ from paddler_tui.server.agent.engine_types import (
     TokenMeter,
     TokenSampled,
 )
-from paddler_tui.server.agent.token_classifier import Classified
+from paddler_tui.server.agent.output.token_classifier import Classified
 
 WAIT_S = 30.0
 GREEDY = SamplingSettings(

@@ -10,7 +10,7 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["balancer_connection", "inference_slots", "state_applier", "main"],
+    ["balancer_connection", "running_requests", "state_applier", "main"],
 )
 def test_the_asyncio_side_does_not_load_llama_cpp(module: str) -> None:
     probe = (

@@ -20,9 +20,9 @@ from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
 from paddler_tui.protocol.embedding import EmbeddingDone
 from paddler_tui.protocol.generated_token import Done
-from paddler_tui.server.agent import extra_buffers
-from paddler_tui.server.agent.engine_thread import THREAD_NAME
-from paddler_tui.server.agent.extra_buffers import ExtraBuffersMode, probe_verdict_sync
+from paddler_tui.server.agent.engine import extra_buffers
+from paddler_tui.server.agent.engine.extra_buffers import ExtraBuffersMode, probe_verdict_sync
+from paddler_tui.server.agent.engine.thread import THREAD_NAME
 from paddler_tui.server.agent.main import serve_agent
 from tests.agent.agent_session import AgentSession, raw_prompt
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint

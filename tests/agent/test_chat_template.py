@@ -17,7 +17,7 @@ from paddler_tui.server.agent.chat_template import (
     ChatTemplateRenderError,
     conversation_to_template_messages,
 )
-from paddler_tui.server.agent.gguf_metadata import read_gguf_metadata
+from paddler_tui.server.agent.models.gguf_metadata import read_gguf_metadata
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -17,7 +17,7 @@ from paddler_tui.protocol.embedding import (
     RmsNorm,
 )
 from paddler_tui.server.agent.embedding_requests import embedding_result, event_result
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.types import (
     DocumentTooLong,
     EmbeddingsFinished,
     EngineEvent,

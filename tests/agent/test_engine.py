@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_thread import THREAD_NAME
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.thread import THREAD_NAME
+from paddler_tui.server.agent.engine.types import (
     EVICTED_MESSAGE,
     NO_FREE_SLOT_MESSAGE,
     Delivery,
@@ -24,7 +24,7 @@ from paddler_tui.server.agent.engine_types import (
     TokenSampled,
     deliver_in_place,
 )
-from paddler_tui.server.agent.token_classifier import Classified, TokenKind
+from paddler_tui.server.agent.output.token_classifier import Classified, TokenKind
 from tests.agent.engine_helpers import (
     ENDLESS,
     GREEDY,

@@ -10,8 +10,8 @@ from pathlib import Path
 import llama_cpp
 import pytest
 
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_types import EmbeddingsFinished, EngineSettings, JobFailed
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.types import EmbeddingsFinished, EngineSettings, JobFailed
 from tests.agent.engine_helpers import ENDLESS, chat, embed, finished, model_path, submit
 from tests.agent.gguf_files import copy_gguf
 

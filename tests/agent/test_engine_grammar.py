@@ -12,15 +12,15 @@ from collections.abc import Iterator
 import jsonschema
 import pytest
 
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.grammar_guard import MAX_NESTING, MAX_RULES
+from paddler_tui.server.agent.engine.types import (
     CANDIDATES_ELIMINATED_MESSAGE,
     EngineSettings,
     GrammarConversionError,
     JobFailed,
     SamplingSettings,
 )
-from paddler_tui.server.agent.grammar_guard import MAX_NESTING, MAX_RULES
 from tests.agent.engine_helpers import GREEDY, SAMPLED, chat, finished, model_path, submit
 from tests.agent.test_grammar_guard import chain, nested
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from paddler_tui.server.agent.engine_thread import THREAD_NAME, ComputeThread
+from paddler_tui.server.agent.engine.thread import THREAD_NAME, ComputeThread
 
 
 def test_calls_run_in_order_on_one_named_thread() -> None:

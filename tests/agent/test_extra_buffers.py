@@ -13,10 +13,9 @@ import llama_cpp
 import pytest
 
 from paddler_tui.models import default_model_path
-from paddler_tui.server.agent import extra_buffers
-from paddler_tui.server.agent.engine import Engine
-from paddler_tui.server.agent.engine_types import EngineSettings
-from paddler_tui.server.agent.extra_buffers import (
+from paddler_tui.server.agent.engine import extra_buffers
+from paddler_tui.server.agent.engine.engine import Engine
+from paddler_tui.server.agent.engine.extra_buffers import (
     ExtraBuffersVerdict,
     ProbeOutcome,
     VerdictCache,
@@ -28,13 +27,14 @@ from paddler_tui.server.agent.extra_buffers import (
     verdict_from_probe,
     verdict_key,
 )
+from paddler_tui.server.agent.engine.types import EngineSettings
 from paddler_tui.server.process_exit import describe_exit
 
 MODEL = str(default_model_path())
 
 
 def fake_probe(source: str) -> list[str]:
-    """A probe program standing in for engine_probe: a Python one-liner."""
+    """A probe program standing in for probe: a Python one-liner."""
     return [sys.executable, "-c", source]
 
 

@@ -16,9 +16,9 @@ from paddler_tui.protocol.generated_token import (
 )
 from paddler_tui.protocol.tool import FunctionDefinition, Tool
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.agent.generation_output import GenerationOutput
-from paddler_tui.server.agent.token_classifier import Classified, Text, ToolCallSection
-from paddler_tui.server.agent.tool_call_validation import ToolCallValidator
+from paddler_tui.server.agent.output.generation_output import GenerationOutput
+from paddler_tui.server.agent.output.token_classifier import Classified, Text, ToolCallSection
+from paddler_tui.server.agent.output.tool_call_validation import ToolCallValidator
 
 VALIDATOR = ToolCallValidator([Tool(function=FunctionDefinition(name="f", description="F"))])
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from paddler_tui.server.agent.gguf_metadata import GgufMetadataError, read_gguf_metadata
+from paddler_tui.server.agent.models.gguf_metadata import GgufMetadataError, read_gguf_metadata
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from paddler_tui.server.agent.grammar_guard import MAX_NESTING, MAX_RULES, grammar_shape_error
+from paddler_tui.server.agent.engine.grammar_guard import (
+    MAX_NESTING,
+    MAX_RULES,
+    grammar_shape_error,
+)
 
 
 def nested(depth: int) -> str:

@@ -34,8 +34,8 @@ from paddler_tui.protocol.agent_issue import (
     MultimodalProjectionCannotBeLoaded,
 )
 from paddler_tui.protocol.model_source import HuggingFace, LocalToAgent, NoModel, Url
-from paddler_tui.server.agent.model_download import download_url_model
-from paddler_tui.server.agent.model_resolution import ModelResolutionError, resolve_model
+from paddler_tui.server.agent.models.download import download_url_model
+from paddler_tui.server.agent.models.resolution import ModelResolutionError, resolve_model
 from tests.agent.http_file_server import ETAG, PAYLOAD, FakeServer
 
 if TYPE_CHECKING:

@@ -7,14 +7,14 @@ from dataclasses import replace
 
 import pytest
 
-from paddler_tui.server.agent.token_classifier import (
+from paddler_tui.server.agent.output.token_classifier import (
     Classified,
     Output,
     Text,
     TokenClassifier,
     ToolCallSection,
 )
-from paddler_tui.server.agent.token_markers import (
+from paddler_tui.server.agent.output.token_markers import (
     MarkerPair,
     Markers,
     detect_markers,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paddler_tui.server.agent.token_prefixes import (
+from paddler_tui.server.agent.engine.token_prefixes import (
     SharedToken,
     common_prefix_length,
     longest_shared_prefix,

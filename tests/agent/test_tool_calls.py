@@ -6,12 +6,15 @@ import pytest
 
 from paddler_tui.protocol.generated_token import InvalidJson, ValidJson
 from paddler_tui.protocol.tool import FunctionDefinition, Tool, ToolParametersSchema
-from paddler_tui.server.agent.tool_call_parser import (
+from paddler_tui.server.agent.output.tool_call_parser import (
     RawToolCall,
     UnrecognizedToolCallError,
     parse_tool_call_section,
 )
-from paddler_tui.server.agent.tool_call_validation import ToolCallValidator, ToolSchemaInvalidError
+from paddler_tui.server.agent.output.tool_call_validation import (
+    ToolCallValidator,
+    ToolSchemaInvalidError,
+)
 
 PARIS = ValidJson(value={"location": "Paris"})
 

@@ -6,7 +6,7 @@ from paddler_tui.protocol import codec
 from paddler_tui.protocol.conversation import ConversationMessage
 from paddler_tui.protocol.inference_parameters import InferenceParameters
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams, SamplingOverrides
-from paddler_tui.server.agent.inference_slots import sampling_settings
+from paddler_tui.server.agent.running_requests import sampling_settings
 
 ADAPTER = codec.adapter_for(ContinueFromConversationHistoryParams)
 

@@ -18,7 +18,7 @@ CRASH = StartFailure(
         "Fatal Python error: Segmentation fault",
         "",
         "Thread 0x00007f3a1c9ff6c0 (most recent call first):",
-        '  File "/app/paddler_tui/server/agent/engine_model.py", line 88 in load',
+        '  File "/app/paddler_tui/server/agent/engine/model.py", line 88 in load',
         '  File "/usr/lib/python3.11/threading.py", line 975 in run',
         "",
         "Current thread 0x00007f3a2d1b8740 (most recent call first):",

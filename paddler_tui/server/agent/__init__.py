@@ -1,1 +1,1 @@
-"""The agent: runs llama.cpp slots for a balancer (only ``engine*`` modules import llama_cpp)."""
+"""The agent: runs llama.cpp slots for a balancer (only ``engine/`` imports llama_cpp)."""

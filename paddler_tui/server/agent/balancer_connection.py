@@ -38,7 +38,7 @@ from paddler_tui.protocol.envelope import (
     StopRespondingTo,
 )
 from paddler_tui.protocol.errors import ProtocolError
-from paddler_tui.server.agent.inference_slots import InferenceSlots
+from paddler_tui.server.agent.running_requests import RunningRequests
 from paddler_tui.server.agent.state_applier import StateApplier
 from paddler_tui.server.agent.status import AgentStatus
 from paddler_tui.server.heartbeat import Heartbeat
@@ -62,7 +62,7 @@ class BalancerConnection:
         agent_id: str,
         name: str | None,
         status: AgentStatus,
-        inference: InferenceSlots,
+        requests: RunningRequests,
         applier: StateApplier,
         api_key: str | None = None,
         heartbeat: Heartbeat | None = None,
@@ -71,7 +71,7 @@ class BalancerConnection:
         self._headers = authorization_headers(api_key)
         self._name = name
         self._status = status
-        self._inference = inference
+        self._requests = requests
         self._applier = applier
         self._heartbeat = heartbeat if heartbeat is not None else Heartbeat()
         self._outgoing: asyncio.Queue[bytes] = asyncio.Queue()
@@ -94,7 +94,7 @@ class BalancerConnection:
                 logger.warning("cannot reach the balancer: %s", error or type(error).__name__)
             finally:
                 # Whatever the socket carried is gone; the balancer already failed those requests.
-                self._inference.stop_all()
+                self._requests.stop_all()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stopping.wait(), RECONNECT_INTERVAL_S)
 
@@ -174,7 +174,7 @@ class BalancerConnection:
             if isinstance(notification, SetState):
                 self._applier.set_desired(notification.desired_state)
             elif isinstance(notification, StopRespondingTo):
-                self._inference.stop(notification.value)
+                self._requests.stop(notification.value)
             elif isinstance(notification, Version) and notification.version != PADDLER_VERSION:
                 logger.warning(
                     "balancer speaks Paddler %s, this agent %s",
@@ -190,11 +190,11 @@ class BalancerConnection:
             request,
             ContinueFromConversationHistory | ContinueFromRawPrompt | GenerateEmbeddingBatch,
         ):
-            self._inference.start(message.id, request.value, self._respond)
+            self._requests.start(message.id, request.value, self._respond)
         elif isinstance(request, GetModelMetadata):
-            self._respond(message.id, self._inference.model_metadata())
+            self._respond(message.id, self._requests.model_metadata())
         elif isinstance(request, GetChatTemplateOverride):
-            self._respond(message.id, self._inference.chat_template_override())
+            self._respond(message.id, self._requests.chat_template_override())
 
 
 def _why_closed(socket: ClientConnection, done: set[asyncio.Task[Any]]) -> str:

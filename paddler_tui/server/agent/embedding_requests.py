@@ -19,7 +19,7 @@ from paddler_tui.protocol.embedding import (
     is_terminal,
     normalize,
 )
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.types import (
     DocumentEmbedded,
     DocumentTooLong,
     EmbeddingJob,
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     from paddler_tui.protocol.inference_parameters import PoolingType
     from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
-    from paddler_tui.server.agent.engine import Engine
+    from paddler_tui.server.agent.engine.engine import Engine
 
 
 def embedding_result(

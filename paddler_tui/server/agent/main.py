@@ -11,8 +11,8 @@ import signal
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.server.agent.balancer_connection import BalancerConnection
-from paddler_tui.server.agent.extra_buffers import ExtraBuffersMode
-from paddler_tui.server.agent.inference_slots import InferenceSlots
+from paddler_tui.server.agent.engine.extra_buffers import ExtraBuffersMode
+from paddler_tui.server.agent.running_requests import RunningRequests
 from paddler_tui.server.agent.state_applier import StateApplier
 from paddler_tui.server.agent.status import AgentStatus
 from paddler_tui.server.heartbeat import Heartbeat
@@ -36,10 +36,10 @@ async def serve_agent(
 ) -> None:
     """Run one agent until ``stopping`` is set, then deregister and free the model."""
     status = AgentStatus(desired_slots_total=slots)
-    inference = InferenceSlots(status=status, agent_name=name)
+    requests = RunningRequests(status=status, agent_name=name)
     applier = StateApplier(
         status=status,
-        inference=inference,
+        requests=requests,
         slots=slots,
         threads=threads,
         extra_buffers=extra_buffers,
@@ -49,7 +49,7 @@ async def serve_agent(
         agent_id=new_id(),
         name=name,
         status=status,
-        inference=inference,
+        requests=requests,
         applier=applier,
         api_key=api_key,
         heartbeat=heartbeat,
@@ -61,7 +61,7 @@ async def serve_agent(
         applying.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await applying
-        await inference.close()
+        await requests.close()
 
 
 def run_agent(

@@ -25,16 +25,16 @@ from paddler_tui.protocol.desired_state import AgentDesiredState
 from paddler_tui.protocol.inference_parameters import InferenceParameters
 from paddler_tui.protocol.model_source import NoModel
 from paddler_tui.server.agent.chat_template import ChatTemplate, ChatTemplateCompileError
-from paddler_tui.server.agent.engine_types import EngineLoadError, EngineSettings
-from paddler_tui.server.agent.extra_buffers import (
+from paddler_tui.server.agent.engine.extra_buffers import (
     ExtraBuffersMode,
     ProbeRunner,
     VerdictCache,
     decide_extra_buffers,
     run_probe,
 )
-from paddler_tui.server.agent.inference_slots import InferenceSlots
-from paddler_tui.server.agent.model_resolution import ModelResolutionError, resolve_model
+from paddler_tui.server.agent.engine.types import EngineLoadError, EngineSettings
+from paddler_tui.server.agent.models.resolution import ModelResolutionError, resolve_model
+from paddler_tui.server.agent.running_requests import RunningRequests
 from paddler_tui.server.agent.status import AgentStatus
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ class StateApplier:
         self,
         *,
         status: AgentStatus,
-        inference: InferenceSlots,
+        requests: RunningRequests,
         slots: int,
         threads: int | None,
         extra_buffers: ExtraBuffersMode = "auto",
@@ -87,7 +87,7 @@ class StateApplier:
         probe: ProbeRunner = run_probe,
     ) -> None:
         self._status = status
-        self._inference = inference
+        self._requests = requests
         self._slots = slots
         self._threads = threads
         self._extra_buffers = extra_buffers
@@ -183,7 +183,7 @@ class StateApplier:
         )
 
     def _needs_reload(self, attempt: _Attempt) -> bool:
-        loaded = self._inference.loaded
+        loaded = self._requests.loaded
         if loaded is None or self._applied is None:
             return True
         current = self._applied
@@ -204,10 +204,10 @@ class StateApplier:
         except ChatTemplateCompileError:
             if loaded_now:
                 # Paddler fails the load on a template that does not compile.
-                await self._inference.drain_and_unload()
+                await self._requests.drain_and_unload()
             return "unappliable"
         uses_override = attempt.desired.chat_template_override is not None
-        self._inference.update_in_place(
+        self._requests.update_in_place(
             parameters=attempt.desired.inference_parameters,
             chat_template=template,
             uses_override=uses_override,
@@ -224,7 +224,7 @@ class StateApplier:
     async def _reload(self, attempt: _Attempt) -> _Outcome:
         # Stop taking requests (slots_total 0 stops the balancer's dispatch), then drain.
         self._status.update(slots_total=0)
-        await self._inference.drain_and_unload()
+        await self._requests.drain_and_unload()
         self._status.update(model_path=None, uses_chat_template_override=False)
         self._applied = None
         if attempt.model_path is None or isinstance(attempt.desired.model, NoModel):
@@ -254,7 +254,7 @@ class StateApplier:
             use_extra_buffers=verdict.enabled,
         )
         try:
-            await self._inference.load(settings)
+            await self._requests.load(settings)
         except EngineLoadError as error:
             logger.warning("cannot load %s: %s", attempt.model_path, error)
             if error.kind == "slot_cannot_start":
@@ -271,7 +271,7 @@ class StateApplier:
 
         A template that does not compile is reported as an issue, then re-raised.
         """
-        loaded = self._inference.loaded
+        loaded = self._requests.loaded
         assert loaded is not None
         model_path = attempt.model_path or ""
         override = attempt.desired.chat_template_override

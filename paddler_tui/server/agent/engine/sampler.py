@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 import llama_cpp
 import numpy as np
 
-from paddler_tui.server.agent.engine_types import CANDIDATES_ELIMINATED_MESSAGE
-from paddler_tui.server.agent.grammar_guard import grammar_shape_error
+from paddler_tui.server.agent.engine.grammar_guard import grammar_shape_error
+from paddler_tui.server.agent.engine.types import CANDIDATES_ELIMINATED_MESSAGE
 
 if TYPE_CHECKING:
-    from paddler_tui.server.agent.engine_model import ModelContext, Pointer
-    from paddler_tui.server.agent.engine_types import SamplingSettings
+    from paddler_tui.server.agent.engine.model import ModelContext, Pointer
+    from paddler_tui.server.agent.engine.types import SamplingSettings
 
 RANDOM_SEED = 0xFFFFFFFF  # LLAMA_DEFAULT_SEED: llama.cpp picks a random one
 _GRAMMAR_FAILED = "Failed to initialize grammar sampler"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from llama_cpp import llama_grammar
 
-from paddler_tui.server.agent.engine_types import GrammarConversionError
+from paddler_tui.server.agent.engine.types import GrammarConversionError
 
 
 def json_schema_to_gbnf(schema: str) -> str:

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from paddler_tui.protocol.tool import Tool
-    from paddler_tui.server.agent.tool_call_parser import RawToolCall
+    from paddler_tui.server.agent.output.tool_call_parser import RawToolCall
 
 
 class ToolSchemaInvalidError(ValueError):

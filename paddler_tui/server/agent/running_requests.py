@@ -48,8 +48,8 @@ from paddler_tui.server.agent.chat_template import (
     conversation_to_template_messages,
 )
 from paddler_tui.server.agent.embedding_requests import serve_embeddings
-from paddler_tui.server.agent.engine_thread import ComputeThread
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.thread import ComputeThread
+from paddler_tui.server.agent.engine.types import (
     Delivery,
     EngineEvent,
     EngineSettings,
@@ -61,20 +61,25 @@ from paddler_tui.server.agent.engine_types import (
     TokenSampled,
     deliver_in_place,
 )
-from paddler_tui.server.agent.generation_output import GenerationOutput
-from paddler_tui.server.agent.status import AgentStatus
-from paddler_tui.server.agent.token_classifier import TokenClassifier
-from paddler_tui.server.agent.token_markers import Markers, detect_markers, open_reasoning_at_end
-from paddler_tui.server.agent.tool_call_validation import (
+from paddler_tui.server.agent.output.generation_output import GenerationOutput
+from paddler_tui.server.agent.output.token_classifier import TokenClassifier
+from paddler_tui.server.agent.output.token_markers import (
+    Markers,
+    detect_markers,
+    open_reasoning_at_end,
+)
+from paddler_tui.server.agent.output.tool_call_validation import (
     ToolCallValidator,
     ToolSchemaInvalidError,
 )
+from paddler_tui.server.agent.status import AgentStatus
 
 if TYPE_CHECKING:
-    from paddler_tui.server.agent.engine import Engine
+    from paddler_tui.server.agent.engine.engine import Engine
 
 logger = logging.getLogger(__name__)
 
+# Where a request's responses go (the connection's writer); nothing here knows the connection.
 SendResponse = Callable[[str, FromAgentResponse], None]
 
 EMBEDDINGS_ONLY = "Token generation is disabled: this agent is running in embeddings-only mode"
@@ -130,7 +135,7 @@ def sampling_settings(
     return replace(settings, **overrides.model_dump(exclude_none=True))
 
 
-class InferenceSlots:
+class RunningRequests:
     """The loaded model and every request in flight on it."""
 
     def __init__(self, *, status: AgentStatus, agent_name: str | None) -> None:
@@ -147,7 +152,7 @@ class InferenceSlots:
     # Model lifecycle (driven by the state applier).
 
     async def load(self, settings: EngineSettings) -> None:
-        from paddler_tui.server.agent.engine import Engine
+        from paddler_tui.server.agent.engine.engine import Engine
 
         loop = asyncio.get_running_loop()
 

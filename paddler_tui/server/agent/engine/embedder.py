@@ -17,22 +17,22 @@ from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from paddler_tui.server.agent.engine_batch import DECODE_OK
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.batch import DECODE_OK
+from paddler_tui.server.agent.engine.token_prefixes import longest_shared_prefix, shared_tokens
+from paddler_tui.server.agent.engine.types import (
     DocumentEmbedded,
     DocumentTooLong,
     EmbeddingJob,
     EmbeddingsFinished,
     JobFailed,
 )
-from paddler_tui.server.agent.token_prefixes import longest_shared_prefix, shared_tokens
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from paddler_tui.server.agent.engine_batch import DecodeBatch
-    from paddler_tui.server.agent.engine_model import ModelContext
-    from paddler_tui.server.agent.engine_types import EngineEvent, EventSink
+    from paddler_tui.server.agent.engine.batch import DecodeBatch
+    from paddler_tui.server.agent.engine.model import ModelContext
+    from paddler_tui.server.agent.engine.types import EngineEvent, EventSink
 
     Deliver = Callable[[EventSink, EngineEvent], None]
 

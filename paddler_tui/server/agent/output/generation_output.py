@@ -18,8 +18,8 @@ from paddler_tui.protocol.generated_token import (
     UnrecognizedToolCallFormat,
 )
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.agent.token_classifier import Text, TokenKind
-from paddler_tui.server.agent.tool_call_parser import (
+from paddler_tui.server.agent.output.token_classifier import Text, TokenKind
+from paddler_tui.server.agent.output.tool_call_parser import (
     UnrecognizedToolCallError,
     parse_tool_call_section,
 )
@@ -27,8 +27,8 @@ from paddler_tui.server.agent.tool_call_parser import (
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from paddler_tui.server.agent.token_classifier import Classified, Output
-    from paddler_tui.server.agent.tool_call_validation import ToolCallValidator
+    from paddler_tui.server.agent.output.token_classifier import Classified, Output
+    from paddler_tui.server.agent.output.tool_call_validation import ToolCallValidator
 
 _TOKEN_RESULTS: dict[TokenKind, type[ContentToken | ReasoningToken | ToolCallToken]] = {
     "content": ContentToken,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from paddler_tui.server.agent.token_classifier import Classified
+    from paddler_tui.server.agent.output.token_classifier import Classified
 
 FinishReason = Literal["eog", "max_tokens", "stopped"]
 FailureKind = Literal[

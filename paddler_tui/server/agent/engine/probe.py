@@ -1,4 +1,4 @@
-"""The extra-buffers probe: ``python -m paddler_tui.server.agent.engine_probe MODEL``.
+"""The extra-buffers probe: ``python -m paddler_tui.server.agent.engine.probe MODEL``.
 
 Run as a child process by :mod:`extra_buffers`. It loads the model with llama.cpp's extra
 buffer types (weight repacking) and decodes multi-token batches, the step that crashes on hosts
@@ -12,9 +12,9 @@ from __future__ import annotations
 import faulthandler
 import sys
 
-from paddler_tui.server.agent.engine_batch import DECODE_OK, DecodeBatch
-from paddler_tui.server.agent.engine_model import ModelContext
-from paddler_tui.server.agent.engine_types import EngineLoadError, EngineSettings
+from paddler_tui.server.agent.engine.batch import DECODE_OK, DecodeBatch
+from paddler_tui.server.agent.engine.model import ModelContext
+from paddler_tui.server.agent.engine.types import EngineLoadError, EngineSettings
 
 INCONCLUSIVE = 3
 PROBE_TEXT = "The quick brown fox jumps over the lazy dog, then naps in the warm afternoon sun."

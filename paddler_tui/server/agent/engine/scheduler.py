@@ -17,14 +17,15 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING
 
-from paddler_tui.server.agent.engine_batch import DECODE_NO_KV_SLOT, DECODE_OK, DecodeBatch
-from paddler_tui.server.agent.engine_embedder import Embedder
-from paddler_tui.server.agent.engine_sampler import (
+from paddler_tui.server.agent.engine.batch import DECODE_NO_KV_SLOT, DECODE_OK, DecodeBatch
+from paddler_tui.server.agent.engine.embedder import Embedder
+from paddler_tui.server.agent.engine.sampler import (
     CandidatesEliminatedError,
     GrammarInitError,
     SamplerChain,
 )
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.token_prefixes import common_prefix_length
+from paddler_tui.server.agent.engine.types import (
     EVICTED_MESSAGE,
     NO_FREE_SLOT_MESSAGE,
     EmbeddingJob,
@@ -38,13 +39,12 @@ from paddler_tui.server.agent.engine_types import (
     JobFinished,
     TokenSampled,
 )
-from paddler_tui.server.agent.token_prefixes import common_prefix_length
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from paddler_tui.server.agent.engine_model import ModelContext
-    from paddler_tui.server.agent.token_classifier import Classified
+    from paddler_tui.server.agent.engine.model import ModelContext
+    from paddler_tui.server.agent.output.token_classifier import Classified
 
 logger = logging.getLogger(__name__)
 

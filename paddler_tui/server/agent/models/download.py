@@ -34,7 +34,7 @@ from paddler_tui.protocol.agent_issue import (
     DownloadUrlIsMalformed,
     ModelDoesNotExistAtUrl,
 )
-from paddler_tui.server.agent.model_cache import (
+from paddler_tui.server.agent.models.cache import (
     ModelResolutionError,
     ProgressCallback,
     ProgressThrottle,

@@ -16,11 +16,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import TypeAlias
 
-from paddler_tui.server.agent.engine_grammar import json_schema_to_gbnf
-from paddler_tui.server.agent.engine_model import ModelContext
-from paddler_tui.server.agent.engine_scheduler import Scheduler
-from paddler_tui.server.agent.engine_thread import ComputeThread
-from paddler_tui.server.agent.engine_types import (
+from paddler_tui.server.agent.engine.extra_buffers import probe_verdict_sync
+from paddler_tui.server.agent.engine.grammar import json_schema_to_gbnf
+from paddler_tui.server.agent.engine.model import ModelContext
+from paddler_tui.server.agent.engine.scheduler import Scheduler
+from paddler_tui.server.agent.engine.thread import ComputeThread
+from paddler_tui.server.agent.engine.types import (
     Deliver,
     EngineClosedError,
     EngineLoadError,
@@ -30,7 +31,6 @@ from paddler_tui.server.agent.engine_types import (
     JobFailed,
     deliver_in_place,
 )
-from paddler_tui.server.agent.extra_buffers import probe_verdict_sync
 
 logger = logging.getLogger(__name__)
 

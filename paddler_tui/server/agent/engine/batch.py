@@ -9,7 +9,7 @@ import llama_cpp
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from paddler_tui.server.agent.engine_model import Pointer
+    from paddler_tui.server.agent.engine.model import Pointer
 
 # llama_decode statuses (llama.h).
 DECODE_OK = 0

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import llama_cpp
 
-from paddler_tui.server.agent.engine_types import EngineLoadError, EngineSettings
+from paddler_tui.server.agent.engine.types import EngineLoadError, EngineSettings
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -3,7 +3,7 @@
 Repacking moves weights into layouts for the host's fastest kernels, a large speed-up for Q4_0
 and K-quants on AVX2 and ARM. On some hosts those kernels crash the process (Intel AMX, llama.cpp
 issue #20824): a signal, not an error anything could catch. So with ``--extra-buffers auto`` a
-child process first loads the model that way and decodes (:mod:`engine_probe`); if the child
+child process first loads the model that way and decodes (:mod:`probe`); if the child
 dies, the agent loads without extra buffers, as llama-server's ``--no-repack`` does. The verdict
 is cached per llama.cpp build, CPU flags and the model's tensor types, so the probe runs once per
 host and kind of model.
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 
 from paddler_tui.paths import cache_dir
-from paddler_tui.server.agent.gguf_metadata import GgufMetadataError, read_gguf_tensor_types
+from paddler_tui.server.agent.models.gguf_metadata import GgufMetadataError, read_gguf_tensor_types
 from paddler_tui.server.process_exit import describe_exit, last_lines
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ ExtraBuffersMode = Literal["auto", "on", "off"]
 EXTRA_BUFFERS_MODES: tuple[ExtraBuffersMode, ...] = ("auto", "on", "off")
 
 PROBE_TIMEOUT_S = 300.0
-PROBE_INCONCLUSIVE = 3  # engine_probe's exit status when the model does not load at all
+PROBE_INCONCLUSIVE = 3  # probe's exit status when the model does not load at all
 LOG_TAIL_LINES = 20
 NO_REPACK = "loading without them (llama-server's --no-repack)"
 
@@ -57,7 +57,7 @@ SyncProbeRunner = Callable[[Sequence[str]], ProbeOutcome]
 
 
 def probe_command(model_path: str, threads: int | None) -> list[str]:
-    command = [sys.executable, "-m", "paddler_tui.server.agent.engine_probe", model_path]
+    command = [sys.executable, "-m", "paddler_tui.server.agent.engine.probe", model_path]
     return command if threads is None else [*command, str(threads)]
 
 

@@ -48,13 +48,13 @@ from paddler_tui.protocol.model_source import (
     NoModel,
     Url,
 )
-from paddler_tui.server.agent.model_cache import (
+from paddler_tui.server.agent.models.cache import (
     ModelResolutionError,
     ProgressCallback,
     ProgressThrottle,
     cache_os_error_issue,
 )
-from paddler_tui.server.agent.model_download import download_url_model
+from paddler_tui.server.agent.models.download import download_url_model
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -1,0 +1,1 @@
+"""Which model file to load: resolution, download, the local cache and GGUF metadata."""

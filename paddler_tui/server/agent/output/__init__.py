@@ -1,0 +1,1 @@
+"""What generated text becomes: token classification, model markers, tool calls, responses."""
