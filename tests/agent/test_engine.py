@@ -24,7 +24,7 @@ from paddler_tui.server.agent.engine.types import (
     TokenSampled,
     deliver_in_place,
 )
-from paddler_tui.server.agent.output.token_classifier import Classified, TokenKind
+from paddler_tui.server.agent.output.token_classifier import Classified, Output, TokenKind
 from tests.agent.engine_helpers import (
     ENDLESS,
     GREEDY,
@@ -306,6 +306,9 @@ class EveryOtherIsAToolCall:
         self.seen.append(piece)
         kind: TokenKind = "content" if len(self.seen) % 2 == 1 else "tool_call"
         return Classified(kind, ())
+
+    def finish(self) -> tuple[Output, ...]:
+        return ()
 
 
 def test_tokens_that_do_not_count_do_not_use_up_max_tokens(engine: Engine) -> None:

@@ -2,8 +2,9 @@
 
 The engine runs on the agent's one compute thread and hands over each scheduler step's events
 in one ``call_soon_threadsafe``; each request's sink then turns its events into responses on the
-event loop. Each generated token arrives classified (content, reasoning, tool call): the engine
-classifies it as it counts it, so that it stops after exactly ``max_tokens`` counted tokens.
+event loop. Each generated token arrives classified (content, reasoning, tool call): the job
+carries its classifier and the engine alone feeds it, as it counts each token, so that it stops
+after exactly ``max_tokens`` counted tokens. The compute thread only hands events over.
 The count of requests in here is the agent's ``slots_processing``.
 """
 
@@ -112,7 +113,6 @@ class _PromptRejectedError(Exception):
 @dataclass(frozen=True)
 class _Prepared:
     job: GenerationJob
-    classifier: TokenClassifier
     output: GenerationOutput
 
 
@@ -272,7 +272,7 @@ class RunningRequests:
         except _PromptRejectedError as rejected:
             respond(rejected.result)
             return
-        job, classifier, output = prepared.job, prepared.classifier, prepared.output
+        job, output = prepared.job, prepared.output
         if request_id in self._stopped:
             # Stopped before it started: Done, as for any stop, with nothing generated.
             prompt_tokens = len(job.prompt_tokens)
@@ -286,9 +286,8 @@ class RunningRequests:
                 assert event.classified is not None, "the job has a classifier"
                 results = output.token(event.classified)
             elif isinstance(event, JobFinished):
-                # The engine is done with the classifier, so this thread may finish it.
                 results = output.finish(
-                    classifier.finish(),
+                    event.outputs,
                     prompt_tokens=event.prompt_tokens,
                     cached_prompt_tokens=event.cached_prompt_tokens,
                 )
@@ -343,12 +342,6 @@ class RunningRequests:
             show_reasoning, tools = params.enable_thinking, bool(params.tools)
         engine = loaded.engine
         markers = loaded.markers
-        classifier = TokenClassifier(
-            markers,
-            show_reasoning=show_reasoning,
-            start_in=open_reasoning_at_end(prompt, markers),
-            bare_json_tool_calls=tools,
-        )
         job = GenerationJob(
             job_id=request_id,
             prompt_tokens=engine.tokenize(prompt, add_bos=True, parse_special=True),
@@ -360,9 +353,14 @@ class RunningRequests:
                 else None,
             ),
             grammar=await _gbnf(engine, params.grammar),
-            classifier=classifier,
+            classifier=TokenClassifier(
+                markers,
+                show_reasoning=show_reasoning,
+                start_in=open_reasoning_at_end(prompt, markers),
+                bare_json_tool_calls=tools,
+            ),
         )
-        return _Prepared(job, classifier, GenerationOutput(validator))
+        return _Prepared(job, GenerationOutput(validator))
 
     def _render(self, loaded: LoadedModel, params: ContinueFromConversationHistoryParams) -> str:
         template = loaded.chat_template

@@ -6,7 +6,7 @@ followed by prompt chunks of ingesting jobs, then samples every job whose logits
 While no job generates, a step embeds one batch of documents instead. Events are collected,
 not sent: the engine takes a step's events with :meth:`Scheduler.take_events` and delivers
 them at once. Each sampled token is classified here, as it is counted, and travels with its
-classification.
+classification; the job's end carries what the classifier still held.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from paddler_tui.server.agent.engine.model import ModelContext
-    from paddler_tui.server.agent.output.token_classifier import Classified
+    from paddler_tui.server.agent.output.token_classifier import Classified, Output
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,17 @@ def _classify(job: GenerationJob, piece: str) -> Classified | None:
         return None
 
 
+def _last_outputs(job: GenerationJob) -> tuple[Output, ...]:
+    """What the classifier still holds once the job has generated its last token."""
+    if job.classifier is None:
+        return ()
+    try:
+        return job.classifier.finish()
+    except Exception:
+        logger.exception("token classifier failed for %s", job.job_id)
+        return ()
+
+
 class Scheduler:
     def __init__(self, model: ModelContext, *, release: Callable[[], None]) -> None:
         self._model = model
@@ -128,7 +139,8 @@ class Scheduler:
     def _admit_generation(self, job: GenerationJob, sink: EventSink) -> None:
         prompt = list(job.prompt_tokens)
         if job.max_tokens <= 0:
-            self._end(sink, JobFinished(job.job_id, "max_tokens", len(prompt), 0, 0))
+            finished = JobFinished(job.job_id, "max_tokens", len(prompt), 0, 0, _last_outputs(job))
+            self._end(sink, finished)
             return
         if not prompt:
             self._end(sink, JobFailed(job.job_id, "internal", "the prompt is empty"))
@@ -284,7 +296,12 @@ class Scheduler:
         self._detach(running)
         job = running.job
         event = JobFinished(
-            job.job_id, reason, len(running.prompt), running.cached, running.generated
+            job.job_id,
+            reason,
+            len(running.prompt),
+            running.cached,
+            running.generated,
+            _last_outputs(job),
         )
         self._end(running.sink, event)
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 if TYPE_CHECKING:
-    from paddler_tui.server.agent.output.token_classifier import Classified
+    from paddler_tui.server.agent.output.token_classifier import Classified, Output
 
 FinishReason = Literal["eog", "max_tokens", "stopped"]
 FailureKind = Literal[
@@ -70,9 +70,11 @@ class SamplingSettings:
 
 
 class TokenMeter(Protocol):
-    """Classifies a job's generated text token by token (a TokenClassifier)."""
+    """Classifies a job's generated text token by token (an output TokenClassifier)."""
 
     def feed(self, piece: str) -> Classified: ...
+
+    def finish(self) -> tuple[Output, ...]: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +85,8 @@ class GenerationJob:
     sampling: SamplingSettings
     grammar: tuple[str, str] | None = None  # (GBNF text, root rule name)
     # Fed each sampled token's text on the compute thread, in order; a token it classifies as
-    # a tool call does not count toward max_tokens. Owned by the engine until the job ends.
+    # a tool call does not count toward max_tokens. Owned by the engine: only it calls the
+    # meter, and what the meter says travels in the job's events.
     classifier: TokenMeter | None = None
 
 
@@ -110,6 +113,7 @@ class JobFinished:
     prompt_tokens: int
     cached_prompt_tokens: int
     generated_tokens: int
+    outputs: tuple[Output, ...] = ()  # the classifier's last outputs (held text, an open call)
 
 
 @dataclass(frozen=True, slots=True)
