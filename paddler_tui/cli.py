@@ -439,9 +439,9 @@ def _run_stop(_: argparse.Namespace) -> int:
 
 
 def print_paths() -> None:
+    from paddler_tui.client.chat.conversation_store import DATABASE_FILENAME
     from paddler_tui.paths import data_dir, log_dir, state_dir
     from paddler_tui.ui.config import config_path
-    from paddler_tui.ui.conversation_store import DATABASE_FILENAME
 
     rows = [
         ("config", config_path()),

@@ -8,7 +8,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.screen import Screen
 
-from paddler_tui.ui.services import BalancerServices
+from paddler_tui.client.balancer_services import BalancerServices
 from tests.support.fake_balancer import FakeBalancer
 from tests.ui.screen_host import ScreenHost
 

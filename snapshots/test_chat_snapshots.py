@@ -14,17 +14,17 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from paddler_tui.protocol.envelope import ErrorDetails
-from paddler_tui.protocol.generated_token import ContentToken, Done, ReasoningToken
-from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
-from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.ui.app import PaddlerTuiApp
-from paddler_tui.ui.conversation_store import (
+from paddler_tui.client.chat.conversation_store import (
     DATABASE_FILENAME,
     ConversationSettings,
     ConversationStore,
     NewMessage,
 )
+from paddler_tui.protocol.envelope import ErrorDetails
+from paddler_tui.protocol.generated_token import ContentToken, Done, ReasoningToken
+from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
+from paddler_tui.protocol.usage import TokenUsage
+from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.screens.help import HelpScreen
 from tests.support.fake_balancer import ChatItem, FakeBalancer, FakeScript

@@ -8,18 +8,18 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import TabbedContent, TextArea
 
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.model_source import HuggingFace
 from paddler_tui.protocol.monitor import MonitorLocalAgent
 from paddler_tui.ui.screens.cluster import ClusterScreen
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
 from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
 from paddler_tui.ui.widgets.cluster_status import ClusterStatus
 from snapshots.screen_snapshots import SIZES, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
+from tests.support.monitor_script import PROBE_CRASHED
 from tests.support.pilot import wait_until
-from tests.ui.monitor_script import PROBE_CRASHED
 
 TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"

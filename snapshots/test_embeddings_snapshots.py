@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from textual.pilot import Pilot
 
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
 from snapshots.screen_snapshots import SIZES, StepClock, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript, desired_state

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import pytest
 from textual.pilot import Pilot
 
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.ui.screens.monitor import MonitorScreen
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
 from snapshots.screen_snapshots import SIZES, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript
+from tests.support.monitor_script import busy_minute
 from tests.support.pilot import wait_until
-from tests.ui.monitor_script import busy_minute
 
 SCRIPT = busy_minute()
 

@@ -1,1 +1,2 @@
-"""Async client of the balancer's public API (HTTP and WebSocket), for the UI, tests and benches."""
+"""The balancer's client: its public API (HTTP and WebSocket), for the UI, tests and benches,
+and what the TUI builds on it without Textual (chat, embeddings, monitoring, cluster state)."""

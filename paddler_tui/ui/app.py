@@ -23,17 +23,17 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.theme import Theme
 
+from paddler_tui.client.balancer_services import BalancerServices
+from paddler_tui.client.chat.conversation_store import ConversationStore, StoreError
+from paddler_tui.client.connection_state import ConnectionState
 from paddler_tui.client.errors import ClientError
 from paddler_tui.ui.config import TuiConfig, save_theme
-from paddler_tui.ui.connection_state import ConnectionState
-from paddler_tui.ui.conversation_store import ConversationStore, StoreError
 from paddler_tui.ui.embedded import EmbeddedCluster
 from paddler_tui.ui.key_bindings import key_rows
 from paddler_tui.ui.navigation import TABS
 from paddler_tui.ui.screens.chat import ChatScreen
 from paddler_tui.ui.screens.connection import RETRY_INTERVAL_S, ConnectionScreen
 from paddler_tui.ui.screens.help import HelpScreen
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
 
 logger = logging.getLogger(__name__)

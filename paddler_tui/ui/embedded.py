@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from paddler_tui.api_key import API_KEY_ENV
 from paddler_tui.paths import log_dir
+from paddler_tui.server.process_exit import describe_exit
 from paddler_tui.server.serve_state import ServeState
 from paddler_tui.ui.start_failure import StartFailure, log_sizes, start_failure
 
@@ -91,7 +92,9 @@ class EmbeddedCluster:
             # Up, but an agent crash-looped: with the one agent of the default that serves
             # nothing. Stopped, so that a retry starts afresh as after any failed start.
             await asyncio.to_thread(self.stop)
-        failure = await asyncio.to_thread(start_failure, logs, sizes, printed, returncode)
+        failure = await asyncio.to_thread(
+            start_failure, logs, sizes, printed, describe_exit(returncode)
+        )
         return StartOutcome(False, printed, failure)
 
     def stop(self) -> str:

@@ -1,9 +1,9 @@
-"""Whether each agent repacks weights into llama.cpp's extra buffer types, and why (issue #12).
+"""How each agent's extra-buffers verdict (issue #12) shows: table cells and notes.
 
 Only paddler-tui agents report it, and only the monitor socket carries it; Paddler's agents
 stream has no field for it. Screens built on that stream (the cluster screen) take the verdicts
-from :func:`~paddler_tui.ui.monitor_extras.follow_monitor_extras`, which gives up quietly against
-a balancer without the socket.
+from :func:`~paddler_tui.client.monitoring.extras.follow_monitor_extras`, which gives up quietly
+against a balancer without the socket.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from paddler_tui.protocol.monitor import MonitorAgent, MonitorUpdate
+from paddler_tui.protocol.monitor import MonitorAgent
 
 UNKNOWN = "—"
 NOTE_LIMIT = 3
@@ -23,30 +23,6 @@ def repack_label(enabled: bool | None) -> str:
     if enabled is None:
         return UNKNOWN
     return "on" if enabled else "off"
-
-
-@dataclass(frozen=True)
-class ExtraBuffers:
-    enabled: bool | None
-    reason: str | None
-
-
-def extra_buffers_by_agent(update: MonitorUpdate) -> dict[str, ExtraBuffers]:
-    """What each agent reported, by agent id; agents that said nothing are left out."""
-    return {
-        agent.id: ExtraBuffers(agent.extra_buffers, agent.extra_buffers_reason)
-        for agent in update.agents
-        if agent.extra_buffers is not None
-    }
-
-
-def with_extra_buffers(agent: MonitorAgent, known: dict[str, ExtraBuffers]) -> MonitorAgent:
-    verdict = known.get(agent.id)
-    if verdict is None:
-        return agent
-    return agent.model_copy(
-        update={"extra_buffers": verdict.enabled, "extra_buffers_reason": verdict.reason}
-    )
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import sys
 
+from paddler_tui.client.chat.conversation_store import DATABASE_FILENAME
 from paddler_tui.net_address import HostPort
 from paddler_tui.paths import data_dir, log_dir
 from paddler_tui.ui.app import PaddlerTuiApp, TuiOptions
 from paddler_tui.ui.config import ConfigError, config_path, load_config
-from paddler_tui.ui.conversation_store import DATABASE_FILENAME
 
 LOG_FILENAME = "tui.log"
 

@@ -261,14 +261,6 @@ def event_line(event: MonitorEvent) -> EventLine:
     return EventLine(event_time(event.at), code, _EVENT_LABELS[event.kind], text, level)
 
 
-def slot_totals(update: MonitorUpdate) -> tuple[int, int]:
-    """Busy and total slots over every agent."""
-    return (
-        sum(agent.slots_busy for agent in update.agents),
-        sum(agent.slots_total for agent in update.agents),
-    )
-
-
 class SeenEvents:
     """Which events were already shown: a new subscription starts with the balancer's recent
     history, which after a reconnection to the same balancer repeats what is on screen."""

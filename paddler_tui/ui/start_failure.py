@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from paddler_tui.server.process_exit import describe_exit
-
 SERVE_LOG = "serve.log"
 SERVE_SAYS = "paddler-tui serve: "
 LOG_TAIL_LINES = 20
@@ -65,10 +63,11 @@ def appended_lines(path: Path, sizes: dict[Path, int]) -> list[str]:
 
 
 def start_failure(
-    directory: Path, sizes: dict[Path, int], printed: str, returncode: int
+    directory: Path, sizes: dict[Path, int], printed: str, exit_description: str
 ) -> StartFailure:
     """The reason and the log tail for a ``serve --detach`` that printed ``printed`` (its
-    stderr) and ended with ``returncode``, given the log sizes from before it started."""
+    stderr) and ended as ``exit_description`` says (``exited with status 1``), given the log
+    sizes from before it started."""
     serve_lines = appended_lines(directory / SERVE_LOG, sizes)
     said = [line.removeprefix(SERVE_SAYS) for line in serve_lines if line.startswith(SERVE_SAYS)]
     printed_lines = [line.strip() for line in printed.splitlines() if line.strip()]
@@ -77,7 +76,7 @@ def start_failure(
     elif printed_lines:
         reason = printed_lines[-1].removeprefix(SERVE_SAYS)
     else:
-        reason = f"`paddler-tui serve --detach` {describe_exit(returncode)}"
+        reason = f"`paddler-tui serve --detach` {exit_description}"
     # The log the reason names (an agent's), else what serve itself wrote.
     named = sorted(path for path in directory.glob("*.log") if str(path) in reason)
     candidates = [(path, appended_lines(path, sizes)) for path in named]

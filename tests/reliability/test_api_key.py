@@ -23,10 +23,12 @@ from websockets.exceptions import InvalidStatus
 
 from paddler_tui.api_key import API_KEY_ENV
 from paddler_tui.cli import balancer_settings, build_parser
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.client.errors import HttpStatusError
 from paddler_tui.client.inference_socket import InferenceSocket
 from paddler_tui.client.management import ManagementClient
 from paddler_tui.client.monitor import monitor_updates
+from paddler_tui.client.monitoring.feed import FeedConnected, monitor_feed
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.envelope import GenerateEmbeddingBatch
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
@@ -35,8 +37,6 @@ from paddler_tui.server.local_agents import LocalAgents, LocalAgentsSpec
 from paddler_tui.ui import embedded
 from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
-from paddler_tui.ui.monitor_feed import FeedConnected, monitor_feed
-from paddler_tui.ui.services import BalancerServices
 from tests.support.cluster import AgentProcess, BalancerProcess, Cluster
 from tests.ui.chat_app import tui_options
 

@@ -12,7 +12,7 @@ from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.server.serve_command import run_status
 from tests.serve.recorded_state import record
 from tests.support.fake_balancer import FakeBalancer, FakeScript
-from tests.ui.monitor_script import PROBE_CRASHED, PROBE_PASSED
+from tests.support.monitor_script import PROBE_CRASHED, PROBE_PASSED
 
 MODEL = "/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 

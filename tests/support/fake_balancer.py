@@ -35,6 +35,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from paddler_tui.client.monitoring.sse_fallback import monitor_agent
 from paddler_tui.protocol import codec
 from paddler_tui.protocol.agent_socket import ExtraBuffers
 from paddler_tui.protocol.agent_status import (
@@ -81,7 +82,6 @@ from paddler_tui.protocol.requests import (
     GenerateEmbeddingBatchParams,
 )
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.ui.monitor_fallback import monitor_agent
 
 EMBEDDINGS_DISABLED = "Embedding generation is not enabled in the inference parameters"
 # 2026-01-01 12:00:00 UTC: the live monitor's server time, so its frames never change.

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from textual.pilot import Pilot
 
+from paddler_tui.client.chat.conversation_store import DATABASE_FILENAME, StoredMessage
 from paddler_tui.ui.app import PaddlerTuiApp, TuiOptions
 from paddler_tui.ui.config import TuiConfig
-from paddler_tui.ui.conversation_store import DATABASE_FILENAME, StoredMessage
 from paddler_tui.ui.screens.chat import ChatScreen
 from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
 from tests.support.pilot import wait_until

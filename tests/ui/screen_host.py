@@ -8,7 +8,7 @@ from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Input, TextArea
 
-from paddler_tui.ui.services import BalancerServices
+from paddler_tui.client.balancer_services import BalancerServices
 
 
 class ScreenHost(App[None]):

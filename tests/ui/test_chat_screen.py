@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from textual import events
 
+from paddler_tui.client.chat.conversation_store import ConversationStore
 from paddler_tui.protocol.envelope import ErrorDetails
 from paddler_tui.protocol.generated_token import (
     ContentToken,
@@ -20,7 +21,6 @@ from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.config import TuiConfig
-from paddler_tui.ui.conversation_store import ConversationStore
 from paddler_tui.ui.screens.chat_settings import ChatSettingsScreen
 from paddler_tui.ui.screens.confirm import ConfirmScreen
 from paddler_tui.ui.screens.embeddings import EmbeddingsScreen

@@ -11,8 +11,8 @@ from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_requests_table import MonitorRequestsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
 from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
+from tests.support.monitor_script import busy_minute, monitor_agent, request, update
 from tests.support.pilot import wait_until
-from tests.ui.monitor_script import busy_minute, monitor_agent, request, update
 from tests.ui.screen_host import ScreenHost, screen_text
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from paddler_tui.client.monitoring.history import slot_totals
 from paddler_tui.protocol.agent_issue import ModelFileDoesNotExist, SlotCannotStart
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.ui.monitor_view import (
@@ -18,9 +19,8 @@ from paddler_tui.ui.monitor_view import (
     format_seconds,
     request_row,
     slot_bar,
-    slot_totals,
 )
-from tests.ui.monitor_script import T0, event, monitor_agent, request, update
+from tests.support.monitor_script import T0, event, monitor_agent, request, update
 
 
 @pytest.fixture(autouse=True)

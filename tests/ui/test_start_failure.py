@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from paddler_tui.server.process_exit import describe_exit
 from paddler_tui.ui.start_failure import LOG_TAIL_LINES, StartFailure, log_sizes, start_failure
 
 DETACH_SAYS = "paddler-tui serve: the background services exited (1); see {log}"
@@ -30,7 +31,7 @@ def test_a_crashed_agent_gives_its_signal_and_its_own_log(tmp_path: Path) -> Non
     reason = f"agent-1 killed by SIGSEGV; see {agent_log}"
     write(serve_log, "INFO: started", f"paddler-tui serve: {reason}")
 
-    failure = start_failure(tmp_path, sizes, DETACH_SAYS.format(log=serve_log), 1)
+    failure = start_failure(tmp_path, sizes, DETACH_SAYS.format(log=serve_log), describe_exit(1))
 
     assert failure.reason == reason
     assert failure.headline == "agent-1 killed by SIGSEGV"  # the log is shown under it
@@ -47,7 +48,7 @@ def test_a_plain_log_gives_its_last_lines(tmp_path: Path) -> None:
     reason = f"agent-2 exited with status 1; see {agent_log}"
     write(tmp_path / "serve.log", f"paddler-tui serve: {reason}")
 
-    failure = start_failure(tmp_path, {}, "", 1)
+    failure = start_failure(tmp_path, {}, "", describe_exit(1))
 
     assert failure.log_path == agent_log
     assert failure.log_tail == tuple(f"line {index}" for index in range(30, 50))
@@ -59,7 +60,7 @@ def test_without_an_agent_to_blame_serve_log_tells(tmp_path: Path) -> None:
     sizes = log_sizes(tmp_path)
     write(serve_log, "Traceback (most recent call last):", "RuntimeError: boom")
 
-    failure = start_failure(tmp_path, sizes, DETACH_SAYS.format(log=serve_log), 1)
+    failure = start_failure(tmp_path, sizes, DETACH_SAYS.format(log=serve_log), describe_exit(1))
 
     assert failure.reason == f"the background services exited (1); see {serve_log}"
     assert failure.log_path == serve_log
@@ -67,7 +68,7 @@ def test_without_an_agent_to_blame_serve_log_tells(tmp_path: Path) -> None:
 
 
 def test_nothing_printed_and_nothing_logged_still_says_how_it_ended(tmp_path: Path) -> None:
-    failure = start_failure(tmp_path, log_sizes(tmp_path), "", -9)
+    failure = start_failure(tmp_path, log_sizes(tmp_path), "", describe_exit(-9))
     assert failure == StartFailure("`paddler-tui serve --detach` killed by SIGKILL")
 
 
@@ -77,7 +78,7 @@ def test_a_log_rotated_meanwhile_is_read_from_its_start(tmp_path: Path) -> None:
     sizes = log_sizes(tmp_path)
     serve_log.write_text("paddler-tui serve: Unable to bind inference service to 127.0.0.1:8061\n")
 
-    failure = start_failure(tmp_path, sizes, "", 1)
+    failure = start_failure(tmp_path, sizes, "", describe_exit(1))
 
     assert failure.reason == "Unable to bind inference service to 127.0.0.1:8061"
     assert failure.log_tail == (

@@ -19,9 +19,9 @@ from paddler_tui.ui.supervision import (
 from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote
 from paddler_tui.ui.widgets.cluster_agents_progress import ClusterAgentsProgress
 from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
+from tests.support.monitor_script import monitor_agent
 from tests.support.pilot import wait_until
 from tests.ui.chat_app import chat_screen, tui_options
-from tests.ui.monitor_script import monitor_agent
 from tests.ui.screen_host import ScreenHost, screen_text
 from tests.ui.test_connection import FakeLaunch
 

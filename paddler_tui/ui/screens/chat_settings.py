@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.validation import Number
 from textual.widgets import Button, Input, Label, Static, Switch, TextArea
 
-from paddler_tui.ui.conversation_store import ConversationSettings
+from paddler_tui.client.chat.conversation_store import ConversationSettings
 
 MAX_TOKENS_LIMIT = 2**31 - 1
 

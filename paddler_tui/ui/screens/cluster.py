@@ -20,20 +20,24 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Select, TabbedContent, TabPane
 
+from paddler_tui.client.apply_tracker import ApplyTracker
+from paddler_tui.client.async_iteration import closing
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.client.errors import ClientError, HttpStatusError
+from paddler_tui.client.monitoring.extras import (
+    MonitorExtras,
+    follow_monitor_extras,
+    with_extra_buffers,
+)
+from paddler_tui.client.monitoring.feed import RETRY_S
+from paddler_tui.client.monitoring.sse_fallback import monitor_agent
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
 from paddler_tui.protocol.desired_state import BalancerDesiredState, ChatTemplate
 from paddler_tui.protocol.model_source import AgentDesiredModel
-from paddler_tui.ui.async_iteration import closing
-from paddler_tui.ui.cluster_apply import ApplyTracker
-from paddler_tui.ui.extra_buffers import repack_notes, with_extra_buffers
+from paddler_tui.ui.extra_buffers import repack_notes
 from paddler_tui.ui.model_source_text import ModelSourceError
-from paddler_tui.ui.monitor_extras import MonitorExtras, follow_monitor_extras
-from paddler_tui.ui.monitor_fallback import monitor_agent
-from paddler_tui.ui.monitor_feed import RETRY_S
 from paddler_tui.ui.monitor_view import agent_row, local_agent_row
 from paddler_tui.ui.parameter_form import parse_parameters
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.supervision import by_name, supervision_notes, unregistered
 from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
 from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote

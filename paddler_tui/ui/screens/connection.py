@@ -15,12 +15,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, ProgressBar, Static
 
+from paddler_tui.client.async_iteration import closing
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.client.errors import ClientError
+from paddler_tui.client.monitoring.extras import follow_monitor_extras
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
-from paddler_tui.ui.async_iteration import closing
 from paddler_tui.ui.embedded import EmbeddedCluster, StartOutcome
-from paddler_tui.ui.monitor_extras import follow_monitor_extras
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.supervision import startup_detail
 from paddler_tui.ui.widgets.connection_log_tail import ConnectionLogTail
 

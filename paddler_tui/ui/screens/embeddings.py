@@ -2,7 +2,7 @@
 
 Batches go over the inference socket (a paddler-tui extension) and fall back to Paddler's
 ``/api/v1/generate_embedding_batch`` when the balancer ignores that request; see
-:mod:`paddler_tui.ui.embedding_run`.
+:mod:`paddler_tui.client.embeddings.batch`.
 """
 
 from __future__ import annotations
@@ -24,19 +24,19 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Button, Footer
 
-from paddler_tui.client.errors import ClientError
-from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
-from paddler_tui.ui.async_iteration import closing
-from paddler_tui.ui.embedding_request import EmbeddingInputError, batch_params
-from paddler_tui.ui.embedding_results import EmbeddingRun
-from paddler_tui.ui.embedding_run import (
+from paddler_tui.client.async_iteration import closing
+from paddler_tui.client.balancer_services import BalancerServices
+from paddler_tui.client.embeddings.batch import (
     FIRST_REPLY_TIMEOUT_S,
     Rejected,
     TransportChosen,
     run_embedding_batch,
 )
+from paddler_tui.client.embeddings.request import EmbeddingInputError, batch_params
+from paddler_tui.client.embeddings.results import EmbeddingRun
+from paddler_tui.client.errors import ClientError
+from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from paddler_tui.ui.screens.embedding_file import EmbeddingFileScreen
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
 from paddler_tui.ui.widgets.embedding_heat_map import EmbeddingHeatMap
 from paddler_tui.ui.widgets.embedding_notice import EmbeddingNotice

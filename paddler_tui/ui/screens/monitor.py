@@ -1,6 +1,6 @@
 """The live monitor: agents and slots, the buffer, in-flight requests and their timeouts.
 
-Fed by :func:`~paddler_tui.ui.monitor_feed.monitor_feed`: the monitor socket (paddler-tui
+Fed by :func:`~paddler_tui.client.monitoring.feed.monitor_feed`: the monitor socket (paddler-tui
 extension) or, against Paddler, its agents and buffered-requests SSE streams. The feed reconnects
 by itself; this screen only shows what it says.
 """
@@ -18,10 +18,9 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer
 
-from paddler_tui.protocol.monitor import MonitorUpdate
-from paddler_tui.ui.async_iteration import closing
-from paddler_tui.ui.extra_buffers import repack_notes
-from paddler_tui.ui.monitor_feed import (
+from paddler_tui.client.async_iteration import closing
+from paddler_tui.client.balancer_services import BalancerServices
+from paddler_tui.client.monitoring.feed import (
     RETRY_S,
     FeedConnected,
     FeedDisconnected,
@@ -29,7 +28,9 @@ from paddler_tui.ui.monitor_feed import (
     FeedUpdate,
     monitor_feed,
 )
-from paddler_tui.ui.monitor_history import MonitorHistory
+from paddler_tui.client.monitoring.history import MonitorHistory, slot_totals
+from paddler_tui.protocol.monitor import MonitorUpdate
+from paddler_tui.ui.extra_buffers import repack_notes
 from paddler_tui.ui.monitor_view import (
     EventLine,
     SeenEvents,
@@ -38,9 +39,7 @@ from paddler_tui.ui.monitor_view import (
     event_line,
     local_agent_row,
     request_row,
-    slot_totals,
 )
-from paddler_tui.ui.services import BalancerServices
 from paddler_tui.ui.supervision import by_name, supervision_notes, unregistered
 from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
 from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote

@@ -11,8 +11,8 @@ from textual.containers import Vertical
 from textual.widgets import Markdown, Static
 from textual.widgets.markdown import MarkdownFence, MarkdownStream
 
+from paddler_tui.client.chat.conversation_store import Role, StoredMessage
 from paddler_tui.ui.chat_text import answer_summary, code_blocks
-from paddler_tui.ui.conversation_store import Role, StoredMessage
 from paddler_tui.ui.widgets.chat_error import ChatError
 from paddler_tui.ui.widgets.chat_thinking import ChatThinking
 

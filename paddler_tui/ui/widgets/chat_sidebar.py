@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-from paddler_tui.ui.conversation_store import Conversation
+from paddler_tui.client.chat.conversation_store import Conversation
 
 
 class ChatSidebar(Vertical):

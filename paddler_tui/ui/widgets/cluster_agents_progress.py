@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from paddler_tui.ui.cluster_apply import AgentApplyState
+from paddler_tui.client.apply_tracker import AgentApplyState
 from paddler_tui.ui.monitor_view import AgentRow, restarts_style
 from paddler_tui.ui.table_fit import fit_columns
 from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns

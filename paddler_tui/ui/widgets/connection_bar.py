@@ -7,7 +7,7 @@ from textual.containers import Horizontal
 from textual.content import Content
 from textual.widgets import Static
 
-from paddler_tui.ui.connection_state import ConnectionState
+from paddler_tui.client.connection_state import ConnectionState
 from paddler_tui.ui.key_bindings import shown_key
 from paddler_tui.ui.navigation import TABS
 

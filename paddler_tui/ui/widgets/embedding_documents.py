@@ -7,7 +7,7 @@ from typing import ClassVar
 from textual.reactive import reactive
 from textual.widgets import TextArea
 
-from paddler_tui.ui.embedding_request import documents_from_text
+from paddler_tui.client.embeddings.request import documents_from_text
 
 
 class EmbeddingDocuments(TextArea):

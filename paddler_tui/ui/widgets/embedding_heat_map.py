@@ -11,7 +11,7 @@ from textual.geometry import Size
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from paddler_tui.ui.embedding_math import contrasting_text, heat_colour
+from paddler_tui.ui.embedding_display import contrasting_text, heat_colour
 
 # Up to this many documents each cell prints its value; beyond, cells are colour only.
 LABELLED_LIMIT = 10

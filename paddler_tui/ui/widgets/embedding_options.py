@@ -8,13 +8,13 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select
 
-from paddler_tui.protocol.embedding import EmbeddingNormalizationMethod
-from paddler_tui.ui.embedding_request import (
+from paddler_tui.client.embeddings.request import (
     DEFAULT_EPSILON,
     NORMALIZATION_KINDS,
     NormalizationKind,
     normalization_method,
 )
+from paddler_tui.protocol.embedding import EmbeddingNormalizationMethod
 
 
 class EmbeddingOptions(Horizontal):
@@ -49,7 +49,7 @@ class EmbeddingOptions(Horizontal):
         return value if value in NORMALIZATION_KINDS else "L2"
 
     def method(self) -> EmbeddingNormalizationMethod:
-        """Raise :class:`~paddler_tui.ui.embedding_request.EmbeddingInputError` if the epsilon
+        """Raise :class:`~paddler_tui.client.embeddings.request.EmbeddingInputError` if the epsilon
         is wrong."""
         return normalization_method(self.kind, self.query_one("#epsilon", Input).value)
 

@@ -6,8 +6,8 @@ from typing import ClassVar
 
 from rich.text import Text
 
-from paddler_tui.ui.embedding_math import format_values
-from paddler_tui.ui.embedding_results import ResultRow
+from paddler_tui.client.embeddings.results import ResultRow
+from paddler_tui.ui.embedding_display import format_values
 from paddler_tui.ui.table_fit import fit_columns
 from paddler_tui.ui.widgets.live_table import LiveTable
 

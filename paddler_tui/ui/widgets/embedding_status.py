@@ -7,8 +7,8 @@ from typing import ClassVar
 from rich.text import Text
 from textual.widgets import Static
 
-from paddler_tui.ui.embedding_request import method_label
-from paddler_tui.ui.embedding_results import EmbeddingRun
+from paddler_tui.client.embeddings.request import method_label
+from paddler_tui.client.embeddings.results import EmbeddingRun
 
 
 class EmbeddingStatus(Static):

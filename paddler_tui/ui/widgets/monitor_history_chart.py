@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Grid
 from textual.widgets import Label, Sparkline
 
-from paddler_tui.ui.monitor_history import MonitorHistory
+from paddler_tui.client.monitoring.history import MonitorHistory
 
 SERIES = (("busy", "busy slots"), ("buffered", "buffered"), ("tokens", "tokens/s"))
 

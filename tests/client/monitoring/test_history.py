@@ -1,12 +1,12 @@
 from __future__ import annotations
 
+from paddler_tui.client.monitoring.history import MonitorHistory, TokenCounter
+from paddler_tui.client.monitoring.sse_fallback import FallbackMonitor
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
 from paddler_tui.protocol.monitor import MonitorAgent, MonitorRequest
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.ui.monitor_fallback import FallbackMonitor
-from paddler_tui.ui.monitor_history import MonitorHistory, TokenCounter
 from tests.support.fake_balancer import agent_snapshot
-from tests.ui.monitor_script import T0, event, monitor_agent, request, update
+from tests.support.monitor_script import T0, event, monitor_agent, request, update
 
 
 def test_history_keeps_each_seconds_peak_and_fills_gaps() -> None:

@@ -12,9 +12,16 @@ from collections import deque
 from dataclasses import dataclass
 
 from paddler_tui.protocol.monitor import MonitorUpdate
-from paddler_tui.ui.monitor_view import slot_totals
 
 HISTORY_SECONDS = 300
+
+
+def slot_totals(update: MonitorUpdate) -> tuple[int, int]:
+    """Busy and total slots over every agent."""
+    return (
+        sum(agent.slots_busy for agent in update.agents),
+        sum(agent.slots_total for agent in update.agents),
+    )
 
 
 @dataclass

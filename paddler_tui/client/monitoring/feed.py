@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from paddler_tui.client.async_iteration import closing
 from paddler_tui.client.errors import BalancerUnreachableError, ClientError, HttpStatusError
 from paddler_tui.client.management import ManagementClient
 from paddler_tui.client.monitor import monitor_updates
+from paddler_tui.client.monitoring.sse_fallback import FallbackMonitor
 from paddler_tui.protocol.monitor import MonitorUpdate
-from paddler_tui.ui.async_iteration import closing
-from paddler_tui.ui.monitor_fallback import FallbackMonitor
 
 RETRY_S = 1.0
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from paddler_tui.client.async_iteration import closing
 from paddler_tui.client.errors import HttpStatusError
 from paddler_tui.protocol.embedding import (
     DocumentExceedsBatchSize,
@@ -25,13 +26,12 @@ from paddler_tui.protocol.embedding import (
 )
 from paddler_tui.protocol.envelope import EmbeddingResponse, ErrorEnvelope, GenerateEmbeddingBatch
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
-from paddler_tui.ui.async_iteration import closing
 
 if TYPE_CHECKING:
+    from paddler_tui.client.balancer_services import BalancerServices
     from paddler_tui.client.inference_socket import RequestStream
     from paddler_tui.protocol.embedding import Embedding
     from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
-    from paddler_tui.ui.services import BalancerServices
 
 FIRST_REPLY_TIMEOUT_S = 3.0
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from paddler_tui.client.async_iteration import closing
 from paddler_tui.client.management import ManagementClient
-from paddler_tui.ui.async_iteration import closing
-from paddler_tui.ui.monitor_feed import (
+from paddler_tui.client.monitoring.feed import (
     FeedConnected,
     FeedDisconnected,
     FeedEvent,
@@ -13,7 +13,7 @@ from paddler_tui.ui.monitor_feed import (
     monitor_feed,
 )
 from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
-from tests.ui.monitor_script import busy_minute
+from tests.support.monitor_script import busy_minute
 
 
 async def take(feed: AsyncIterator[FeedEvent], count: int) -> list[FeedEvent]:

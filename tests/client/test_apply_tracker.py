@@ -1,7 +1,7 @@
 from __future__ import annotations
 
+from paddler_tui.client.apply_tracker import SETTLE_S, ApplyTracker
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot, AgentControllerSnapshot
-from paddler_tui.ui.cluster_apply import SETTLE_S, ApplyTracker
 from tests.support.fake_balancer import agent_snapshot
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.ui.conversation_store import (
+from paddler_tui.client.chat.conversation_store import (
     MIGRATIONS,
     ConversationSettings,
     ConversationStore,
@@ -17,6 +16,7 @@ from paddler_tui.ui.conversation_store import (
     StoreError,
     migrate,
 )
+from paddler_tui.protocol.usage import TokenUsage
 
 SETTINGS = ConversationSettings(system_prompt="Be brief.", max_tokens=64, enable_thinking=True)
 LATEST = MIGRATIONS[-1].version

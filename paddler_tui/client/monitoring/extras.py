@@ -11,11 +11,34 @@ import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from paddler_tui.client.async_iteration import closing
 from paddler_tui.client.errors import ClientError, HttpStatusError
 from paddler_tui.client.monitor import monitor_updates
-from paddler_tui.protocol.monitor import MonitorLocalAgent, MonitorUpdate
-from paddler_tui.ui.async_iteration import closing
-from paddler_tui.ui.extra_buffers import ExtraBuffers, extra_buffers_by_agent
+from paddler_tui.protocol.monitor import MonitorAgent, MonitorLocalAgent, MonitorUpdate
+
+
+@dataclass(frozen=True)
+class ExtraBuffers:
+    enabled: bool | None
+    reason: str | None
+
+
+def extra_buffers_by_agent(update: MonitorUpdate) -> dict[str, ExtraBuffers]:
+    """What each agent reported, by agent id; agents that said nothing are left out."""
+    return {
+        agent.id: ExtraBuffers(agent.extra_buffers, agent.extra_buffers_reason)
+        for agent in update.agents
+        if agent.extra_buffers is not None
+    }
+
+
+def with_extra_buffers(agent: MonitorAgent, known: dict[str, ExtraBuffers]) -> MonitorAgent:
+    verdict = known.get(agent.id)
+    if verdict is None:
+        return agent
+    return agent.model_copy(
+        update={"extra_buffers": verdict.enabled, "extra_buffers_reason": verdict.reason}
+    )
 
 
 @dataclass(frozen=True)

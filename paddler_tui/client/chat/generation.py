@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.client.errors import ClientError
 from paddler_tui.client.inference_socket import RequestStream
 from paddler_tui.protocol.envelope import (
@@ -36,7 +37,6 @@ from paddler_tui.protocol.inference_socket import (
 )
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.ui.services import BalancerServices
 
 
 @dataclass(frozen=True)

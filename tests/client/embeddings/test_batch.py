@@ -1,10 +1,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from paddler_tui.client.balancer_services import BalancerServices
+from paddler_tui.client.embeddings.batch import (
+    ChunkFailed,
+    DocumentTooLarge,
+    Produced,
+    Rejected,
+    RunEvent,
+    TransportChosen,
+    run_embedding_batch,
+    translate,
+)
+from paddler_tui.client.embeddings.request import batch_params
+from paddler_tui.client.embeddings.results import EXPORT_FORMAT, EmbeddingRun
 from paddler_tui.client.errors import BalancerUnreachableError
 from paddler_tui.protocol.embedding import (
     L2,
@@ -20,22 +33,16 @@ from paddler_tui.protocol.embedding import (
 )
 from paddler_tui.protocol.envelope import EmbeddingResponse, ErrorDetails, ErrorEnvelope
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
-from paddler_tui.ui.embedding_request import batch_params
-from paddler_tui.ui.embedding_results import EXPORT_FORMAT, EmbeddingRun
-from paddler_tui.ui.embedding_run import (
-    ChunkFailed,
-    DocumentTooLarge,
-    Produced,
-    Rejected,
-    RunEvent,
-    TransportChosen,
-    run_embedding_batch,
-    translate,
-)
-from paddler_tui.ui.services import BalancerServices
-from tests.support.fake_balancer import FakeBalancer
+from tests.support.fake_balancer import FakeBalancer, FakeScript, desired_state
 
 DOCUMENTS = ["the cat sat", "a dog ran", "the cat sat", "stocks fell", "bananas"]
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeBalancer]:
+    """A fake balancer with two agents and embeddings on."""
+    with FakeBalancer(FakeScript(desired_state=desired_state(enable_embeddings=True))) as running:
+        yield running
 
 
 @pytest.fixture

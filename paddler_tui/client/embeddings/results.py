@@ -1,7 +1,8 @@
 """What one embedding run has produced so far, and its export.
 
-The screen feeds every :data:`~paddler_tui.ui.embedding_run.RunEvent` to :meth:`EmbeddingRun.apply`
-and renders from here, so the table, the matrix, the timing line and the JSON export all agree.
+The screen feeds every :data:`~paddler_tui.client.embeddings.batch.RunEvent` to
+:meth:`EmbeddingRun.apply` and renders from here, so the table, the matrix, the timing line and
+the JSON export all agree.
 """
 
 from __future__ import annotations
@@ -9,10 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from paddler_tui.protocol import codec
-from paddler_tui.protocol.embedding import EmbeddingNormalizationMethod
-from paddler_tui.ui.embedding_math import cosine_similarity_matrix, vector_norm
-from paddler_tui.ui.embedding_run import (
+from paddler_tui.client.embeddings.batch import (
     ChunkFailed,
     DocumentTooLarge,
     Produced,
@@ -21,6 +19,9 @@ from paddler_tui.ui.embedding_run import (
     Transport,
     TransportChosen,
 )
+from paddler_tui.client.embeddings.similarity import cosine_similarity_matrix, vector_norm
+from paddler_tui.protocol import codec
+from paddler_tui.protocol.embedding import EmbeddingNormalizationMethod
 
 if TYPE_CHECKING:
     from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams

@@ -1,0 +1,1 @@
+"""The chat's client side: conversations kept in SQLite, and answers read from the balancer."""

@@ -1,0 +1,1 @@
+"""The cluster's live state, from the monitor socket or, against Paddler, its SSE streams."""
