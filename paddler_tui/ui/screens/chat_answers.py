@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from textual import on, work
+from textual.css.query import NoMatches
 
 from paddler_tui.client.chat.answer import read_answer
 from paddler_tui.client.chat.conversation_store import Conversation, StoredMessage
@@ -60,8 +63,10 @@ class ChatAnswers(ChatScreenBase):
             retry_hint=self._retry_hint() if failure is not None and failure.retryable else "",
         )
         self._generation = None
-        self.generating = False
-        self._show_last_answer()
+        # The app can shut down under a streaming answer, its widgets gone before the worker.
+        with contextlib.suppress(NoMatches):
+            self.generating = False
+            self._show_last_answer()
 
     async def action_stop(self) -> None:
         if self.generating:
