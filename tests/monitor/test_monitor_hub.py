@@ -14,7 +14,7 @@ from paddler_tui.server.balancer.state_database import MemoryStateDatabase
 
 
 def agent(name: str = "agent-1", slots: int = 2) -> AgentController:
-    async def send(_: object) -> None:
+    def send(_: object) -> None:
         return None
 
     return AgentController(

@@ -29,7 +29,7 @@ from paddler_tui.server.balancer.openai_embeddings import (
 )
 from paddler_tui.server.balancer.openai_errors import OpenAIError
 from paddler_tui.server.balancer.openai_models import EmbeddingsRequest
-from paddler_tui.server.balancer.request_forwarder import BUFFER_TIMEOUT
+from paddler_tui.server.balancer.request_errors import BUFFER_TIMEOUT
 from tests.openai.messages import embedding, token
 
 

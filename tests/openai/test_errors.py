@@ -35,7 +35,7 @@ from paddler_tui.server.balancer.openai_errors import (
     from_unsent_response,
 )
 from paddler_tui.server.balancer.openai_generation import generation_event
-from paddler_tui.server.balancer.request_forwarder import (
+from paddler_tui.server.balancer.request_errors import (
     AGENT_GONE,
     BUFFER_TIMEOUT,
     OVERFLOW,

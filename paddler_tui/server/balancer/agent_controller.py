@@ -1,11 +1,16 @@
-"""The balancer's handle on one connected agent: its status, slots and response channels."""
+"""The balancer's handle on one connected agent: its status, slots and response channels.
+
+The agent socket (``web/agent_socket.py``) owns the connection: it feeds the controller what the
+agent says, and gives it a plain function that queues a frame for the agent. The controller
+never waits on the socket.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from paddler_tui.protocol.agent_socket import (
     BalancerToAgentMessage,
@@ -25,7 +30,8 @@ from paddler_tui.server.balancer.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
-SendToAgent = Callable[[BalancerToAgentMessage], Awaitable[None]]
+# Queues a frame for the agent; raises if the connection is already gone.
+SendToAgent = Callable[[BalancerToAgentMessage], None]
 
 
 class AgentDisconnectedError(Exception):
@@ -118,15 +124,16 @@ class AgentController:
     def close_channel(self, request_id: str) -> None:
         self._channels.pop(request_id, None)
 
-    async def send_request(self, request_id: str, request: ToAgentRequest) -> None:
-        await self._send(ToAgentRequestEnvelope(id=request_id, request=request))
+    def send_request(self, request_id: str, request: ToAgentRequest) -> None:
+        self._send(ToAgentRequestEnvelope(id=request_id, request=request))
 
-    async def send_stop(self, request_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._send(ToAgentNotificationEnvelope(value=StopRespondingTo(value=request_id)))
+    def send_stop(self, request_id: str) -> None:
+        with contextlib.suppress(Exception):  # a gone agent has nothing left to stop
+            self._send(ToAgentNotificationEnvelope(value=StopRespondingTo(value=request_id)))
 
-    async def send_state(self, state: AgentDesiredState) -> None:
-        await self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
+    def send_state(self, state: AgentDesiredState) -> None:
+        with contextlib.suppress(Exception):  # a gone agent gets the state when it registers
+            self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
 
     async def query(
         self, request: ToAgentRequest, timeout_s: float
@@ -138,7 +145,7 @@ class AgentController:
         request_id = new_id()
         channel = self.open_channel(request_id)
         try:
-            await self.send_request(request_id, request)
+            self.send_request(request_id, request)
             item = await asyncio.wait_for(channel.get(), timeout_s)
         finally:
             self.close_channel(request_id)

@@ -47,7 +47,7 @@ from paddler_tui.server.balancer.inference_requests import (
     token_generation_disabled,
 )
 from paddler_tui.server.balancer.mailbox import Mailbox
-from paddler_tui.server.balancer.request_forwarder import error_envelope
+from paddler_tui.server.balancer.request_errors import error_envelope
 
 logger = logging.getLogger(__name__)
 
