@@ -46,6 +46,25 @@ class BalancerShuttingDownError(Exception):
 ChannelItem = FromAgentResponse | RelayedToken | AgentDisconnectedError | BalancerShuttingDownError
 
 
+class RequestChannel(Mailbox[ChannelItem]):
+    """What the agent says about one request, in order, for the task that forwards it.
+
+    With ``tokens_to`` set, a relayed token that finds nothing queued before it is handed over
+    at once, in the agent socket's task, instead of waking the forwarding task.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens_to: Callable[[RelayedToken], None] | None = None
+
+    def put_nowait(self, item: ChannelItem) -> None:
+        tokens_to = self.tokens_to
+        if tokens_to is not None and type(item) is RelayedToken and self.empty():
+            tokens_to(item)
+        else:
+            super().put_nowait(item)
+
+
 class AgentController:
     """One registered agent.
 
@@ -67,7 +86,7 @@ class AgentController:
         self.host: UpdateAgentHost = UpdateAgentHost()  # a paddler-tui agent's extension report
         self.slots_processing = 0
         self._send = send
-        self._channels: dict[str, Mailbox[ChannelItem]] = {}
+        self._channels: dict[str, RequestChannel] = {}
         self.connected = True
 
     @property
@@ -114,8 +133,8 @@ class AgentController:
 
     # Requests.
 
-    def open_channel(self, request_id: str) -> Mailbox[ChannelItem]:
-        channel: Mailbox[ChannelItem] = Mailbox()
+    def open_channel(self, request_id: str) -> RequestChannel:
+        channel = RequestChannel()
         if not self.connected:
             channel.put_nowait(AgentDisconnectedError())
         self._channels[request_id] = channel

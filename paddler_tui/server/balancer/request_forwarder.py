@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from paddler_tui.protocol.agent_socket import RelayedToken, ToAgentRequest
 from paddler_tui.protocol.inference_socket import OutgoingMessage
@@ -20,9 +20,9 @@ from paddler_tui.server.balancer.agent_controller import (
     AgentDisconnectedError,
     BalancerShuttingDownError,
     ChannelItem,
+    RequestChannel,
 )
 from paddler_tui.server.balancer.agent_pool import SlotLease
-from paddler_tui.server.balancer.mailbox import Mailbox
 from paddler_tui.server.balancer.monitor_hub import MonitorHub
 from paddler_tui.server.balancer.relay import (
     Actions,
@@ -46,11 +46,14 @@ from paddler_tui.server.balancer.slot_buffer import (
 
 logger = logging.getLogger(__name__)
 
+# Takes a message for the client at once (the inference socket queues it for its writer).
+ClientSink = Callable[[OutgoingMessage], None]
+
 
 class _Flight:
     """One request's relay with what its actions act on: the slot, the agent, the monitor."""
 
-    __slots__ = ("agent", "channel", "lease", "monitor", "relay")
+    __slots__ = ("agent", "channel", "deliver", "lease", "monitor", "relay", "token_at")
 
     def __init__(
         self, relay: RequestRelay, monitor: MonitorHub, lease: SlotLease | None = None
@@ -59,9 +62,26 @@ class _Flight:
         self.monitor = monitor
         self.lease = lease
         self.agent: AgentController | None = lease.agent if lease is not None else None
-        self.channel: Mailbox[ChannelItem] | None = (
+        self.channel: RequestChannel | None = (
             self.agent.open_channel(relay.request_id) if self.agent is not None else None
         )
+        self.deliver: ClientSink | None = None
+        # When the last token came straight from the channel (loop time), for the item timeout.
+        self.token_at = float("-inf")
+
+    def deliver_tokens(self, deliver: ClientSink) -> None:
+        """From now on, relayed tokens go to ``deliver`` as the agent socket reads them."""
+        assert self.channel is not None
+        self.deliver = deliver
+        self.channel.tokens_to = self.take_token
+
+    def take_token(self, token: RelayedToken) -> None:
+        """A token straight from the channel (in the agent socket's task)."""
+        self.token_at = asyncio.get_running_loop().time()
+        message = self.relay.relayed_token(token)
+        if message is not None and self.deliver is not None:
+            self.monitor.item(self.relay.request_id, token=True)
+            self.deliver(message)
 
     def feed(self, item: ChannelItem | None) -> OutgoingMessage | None:
         """Feed the relay one item from the channel (None: an item timeout); the delivery."""
@@ -132,11 +152,13 @@ class RequestForwarder:
         self._drains: set[asyncio.Task[None]] = set()
 
     async def forward(
-        self, request_id: str, request: ToAgentRequest
+        self, request_id: str, request: ToAgentRequest, *, deliver: ClientSink | None = None
     ) -> AsyncGenerator[OutgoingMessage, None]:
         """Every message for the client, ending with a terminal response or an error.
 
         Closing the iterator early (client gone) stops the agent and drains in the background.
+        With ``deliver``, relayed tokens go to it as the agent's socket reads them, sparing a
+        task wake-up per token; every other message still comes through the iterator, in order.
         """
         relay = RequestRelay(request_id, request, item_timeout_ms=self.item_timeout_ms)
         self.monitor.buffered(request_id, relay.kind)
@@ -146,11 +168,11 @@ class RequestForwarder:
             yield message
         if not relay.relaying:
             return  # ended in the buffer, or at once (a failed send)
-        channel = flight.channel
-        assert channel is not None
+        if deliver is not None:
+            flight.deliver_tokens(deliver)
         try:
             while relay.relaying:
-                message = flight.feed(await self._next_item(channel))
+                message = flight.feed(await self._next_item(flight))
                 if message is not None:
                     yield message
         finally:
@@ -174,16 +196,23 @@ class RequestForwarder:
             raise
         return _Flight(relay, monitor, lease), relay.slot_granted(lease.agent.name)
 
-    async def _next_item(self, channel: Mailbox[ChannelItem]) -> ChannelItem | None:
-        """The next item, or None after a whole item timeout without one."""
+    async def _next_item(self, flight: _Flight) -> ChannelItem | None:
+        """The next queued item, or None after a whole item timeout without any item."""
+        channel = flight.channel
+        assert channel is not None
         # Tokens often arrive in bursts; skip the timer when one is already waiting.
         if not channel.empty():
             return channel.get_nowait()
-        try:
-            async with asyncio.timeout(self.item_timeout_ms / 1000):
-                return await channel.get()
-        except TimeoutError:
-            return None
+        timeout = self.item_timeout_ms / 1000
+        last = asyncio.get_running_loop().time()
+        while True:
+            try:
+                async with asyncio.timeout_at(last + timeout):
+                    return await channel.get()
+            except TimeoutError:
+                if flight.token_at <= last:
+                    return None
+                last = flight.token_at  # tokens went straight to the client meanwhile
 
     def _drain_later(self, flight: _Flight) -> None:
         task = asyncio.create_task(self._drain(flight))
@@ -192,11 +221,10 @@ class RequestForwarder:
 
     async def _drain(self, flight: _Flight) -> None:
         """Keep the slot until the agent confirms it stopped or goes quiet."""
-        relay, channel = flight.relay, flight.channel
-        assert channel is not None
+        relay = flight.relay
         try:
             while relay.holds_slot:
-                flight.feed(await self._next_item(channel))
+                flight.feed(await self._next_item(flight))
         finally:
             if relay.holds_slot:  # cancelled: the balancer is shutting down
                 flight.perform(relay.shut_down())
