@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from paddler_tui.server.balancer.write_timeout import WriteTimeout
+from paddler_tui.server.balancer.web.write_timeout import WriteTimeout
 
 
 async def write_all(delays: list[float], timeout_s: float | None) -> str:

@@ -48,7 +48,7 @@ from paddler_tui.server.balancer.inference_requests import (
 )
 from paddler_tui.server.balancer.mailbox import Mailbox
 from paddler_tui.server.balancer.request_errors import error_envelope
-from paddler_tui.server.balancer.write_timeout import WriteTimeout
+from paddler_tui.server.balancer.web.write_timeout import WriteTimeout
 
 logger = logging.getLogger(__name__)
 

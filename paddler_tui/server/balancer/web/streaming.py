@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from paddler_tui.server.balancer.write_timeout import WriteTimeout
+from paddler_tui.server.balancer.web.write_timeout import WriteTimeout
 
 logger = logging.getLogger(__name__)
 
