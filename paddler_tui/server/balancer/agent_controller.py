@@ -30,7 +30,7 @@ from paddler_tui.server.balancer.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
-# Queues a frame for the agent; raises if the connection is already gone.
+# Queues a frame for the agent without waiting; the agent socket writes it.
 SendToAgent = Callable[[BalancerToAgentMessage], None]
 
 
@@ -151,7 +151,7 @@ class AgentController:
             self._send(ToAgentNotificationEnvelope(value=StopRespondingTo(value=request_id)))
 
     def send_state(self, state: AgentDesiredState) -> None:
-        with contextlib.suppress(Exception):  # a gone agent gets the state when it registers
+        with contextlib.suppress(Exception):  # one agent's broken link must not stop the others
             self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
 
     async def query(
