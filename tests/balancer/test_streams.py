@@ -9,8 +9,8 @@ import pytest
 
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
 from paddler_tui.server.balancer.change_signal import ChangeSignal
-from paddler_tui.server.balancer.inference_service import ndjson
-from paddler_tui.server.balancer.sse import snapshot_events
+from paddler_tui.server.balancer.web.inference_service import ndjson
+from paddler_tui.server.balancer.web.sse import snapshot_events
 from tests.balancer.pool_fakes import token
 
 

@@ -9,12 +9,12 @@ from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
 from paddler_tui.server.balancer.monitor_hub import EVENT_HISTORY, MonitorHub
-from paddler_tui.server.balancer.monitor_socket import build_update
 from paddler_tui.server.balancer.state_database import MemoryStateDatabase
+from paddler_tui.server.balancer.web.monitor_socket import build_update
 
 
 def agent(name: str = "agent-1", slots: int = 2) -> AgentController:
-    async def send(_: object) -> None:
+    def send(_: object) -> None:
         return None
 
     return AgentController(

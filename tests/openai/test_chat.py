@@ -9,10 +9,10 @@ import pytest
 from paddler_tui.protocol.conversation import ConversationMessage, ImageUrl, ImageUrlPart, TextPart
 from paddler_tui.protocol.generated_token import InvalidJson, ParsedToolCall, ValidJson
 from paddler_tui.protocol.requests import SamplingOverrides
-from paddler_tui.server.balancer.openai_chat import ChatCompletion, chat_request_params
-from paddler_tui.server.balancer.openai_errors import OpenAIError
-from paddler_tui.server.balancer.openai_generation import GenerationEvent, TextPiece, ToolCalls
-from paddler_tui.server.balancer.openai_models import ChatCompletionRequest
+from paddler_tui.server.balancer.openai.chat import ChatCompletion, chat_request_params
+from paddler_tui.server.balancer.openai.errors import OpenAIError
+from paddler_tui.server.balancer.openai.generation import GenerationEvent, TextPiece, ToolCalls
+from paddler_tui.server.balancer.openai.models import ChatCompletionRequest
 from tests.openai.messages import finished
 
 

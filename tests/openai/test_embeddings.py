@@ -21,15 +21,15 @@ from paddler_tui.protocol.embedding import (
 from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope
 from paddler_tui.protocol.generated_token import ContentToken
 from paddler_tui.server.balancer.inference_requests import EMBEDDINGS_DISABLED
-from paddler_tui.server.balancer.openai_embeddings import (
+from paddler_tui.server.balancer.openai.embeddings import (
     EmbeddingsResult,
     embedding_batch_params,
     embedding_inputs,
     encode_vector,
 )
-from paddler_tui.server.balancer.openai_errors import OpenAIError
-from paddler_tui.server.balancer.openai_models import EmbeddingsRequest
-from paddler_tui.server.balancer.request_forwarder import BUFFER_TIMEOUT
+from paddler_tui.server.balancer.openai.errors import OpenAIError
+from paddler_tui.server.balancer.openai.models import EmbeddingsRequest
+from paddler_tui.server.balancer.request_errors import BUFFER_TIMEOUT
 from tests.openai.messages import embedding, token
 
 

@@ -23,10 +23,9 @@ from paddler_tui.protocol.generated_token import (
     UnrecognizedToolCallFormat,
 )
 from paddler_tui.protocol.inference_socket import Timeout, TooManyBufferedRequests
-from paddler_tui.server.balancer.http_body import BodyError
 from paddler_tui.server.balancer.inference_requests import TOKENS_DISABLED, RequestRejectedError
-from paddler_tui.server.balancer.openai_chat import CHAT_DISABLED
-from paddler_tui.server.balancer.openai_errors import (
+from paddler_tui.server.balancer.openai.chat import CHAT_DISABLED
+from paddler_tui.server.balancer.openai.errors import (
     OpenAIError,
     from_body_error,
     from_error_envelope,
@@ -34,8 +33,8 @@ from paddler_tui.server.balancer.openai_errors import (
     from_token_result,
     from_unsent_response,
 )
-from paddler_tui.server.balancer.openai_generation import generation_event
-from paddler_tui.server.balancer.request_forwarder import (
+from paddler_tui.server.balancer.openai.generation import generation_event
+from paddler_tui.server.balancer.request_errors import (
     AGENT_GONE,
     BUFFER_TIMEOUT,
     OVERFLOW,
@@ -43,6 +42,7 @@ from paddler_tui.server.balancer.request_forwarder import (
     SHUTTING_DOWN,
     item_timeout_error,
 )
+from paddler_tui.server.balancer.web.http_body import BodyError
 
 
 def test_body_has_openai_shape() -> None:
@@ -146,7 +146,7 @@ def test_a_token_limit_beyond_i32_is_a_400_not_a_500() -> None:
     """Agents take Paddler's i32 max_tokens; a larger limit must fail validation up front."""
     from pydantic import ValidationError
 
-    from paddler_tui.server.balancer.openai_models import ChatCompletionRequest, ResponsesRequest
+    from paddler_tui.server.balancer.openai.models import ChatCompletionRequest, ResponsesRequest
 
     for limit in (2**31, 10**12):
         with pytest.raises(ValidationError, match="less than or equal"):

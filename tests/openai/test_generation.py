@@ -20,8 +20,8 @@ from paddler_tui.protocol.inference_socket import (
     TokenGenerationDisabledNotification,
 )
 from paddler_tui.protocol.requests import SamplingOverrides
-from paddler_tui.server.balancer.openai_errors import OpenAIError
-from paddler_tui.server.balancer.openai_generation import (
+from paddler_tui.server.balancer.openai.errors import OpenAIError
+from paddler_tui.server.balancer.openai.generation import (
     Finished,
     TextPiece,
     ToolCalls,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from paddler_tui.server.balancer.openai_service import loaded_models, model_list
+from paddler_tui.server.balancer.web.openai_service import loaded_models, model_list
 
 
 def agent(model_path: str | None) -> SimpleNamespace:

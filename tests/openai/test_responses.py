@@ -9,10 +9,10 @@ import orjson
 from paddler_tui.protocol.conversation import ConversationMessage, ImageUrl, ImageUrlPart, TextPart
 from paddler_tui.protocol.generated_token import ParsedToolCall, ValidJson
 from paddler_tui.protocol.grammar import JsonSchemaGrammar
-from paddler_tui.server.balancer.openai_errors import OpenAIError
-from paddler_tui.server.balancer.openai_generation import GenerationEvent, TextPiece, ToolCalls
-from paddler_tui.server.balancer.openai_models import ResponsesRequest
-from paddler_tui.server.balancer.openai_responses import ResponsesOutput, responses_request_params
+from paddler_tui.server.balancer.openai.errors import OpenAIError
+from paddler_tui.server.balancer.openai.generation import GenerationEvent, TextPiece, ToolCalls
+from paddler_tui.server.balancer.openai.models import ResponsesRequest
+from paddler_tui.server.balancer.openai.responses import ResponsesOutput, responses_request_params
 from tests.openai.messages import finished
 
 

@@ -6,8 +6,8 @@ import httpx
 
 from paddler_tui.net_address import HostPort
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
-from paddler_tui.server.balancer.openai_service import create_openai_app
 from paddler_tui.server.balancer.state_database import MemoryStateDatabase
+from paddler_tui.server.balancer.web.openai_service import create_openai_app
 
 ALLOWED_ORIGIN = "http://example.com"
 

@@ -32,7 +32,7 @@ from paddler_tui.client.monitoring.feed import FeedConnected, monitor_feed
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.envelope import GenerateEmbeddingBatch
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
-from paddler_tui.server.balancer import auth
+from paddler_tui.server.balancer.web import auth
 from paddler_tui.server.local_agents import LocalAgents, LocalAgentsSpec
 from paddler_tui.ui import embedded
 from paddler_tui.ui.app import PaddlerTuiApp

@@ -34,7 +34,7 @@ from paddler_tui.protocol.requests import (
     GenerateEmbeddingBatchParams,
 )
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.balancer.openai_models import (
+from paddler_tui.server.balancer.openai.models import (
     ChatCompletionRequest,
     EmbeddingsRequest,
     ResponsesRequest,

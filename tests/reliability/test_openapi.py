@@ -18,11 +18,11 @@ from pydantic import create_model
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.wire import WireModel
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
-from paddler_tui.server.balancer.inference_service import create_inference_app
-from paddler_tui.server.balancer.management_service import create_management_app
-from paddler_tui.server.balancer.openai_service import create_openai_app
-from paddler_tui.server.balancer.openapi import ServiceApp, json_body
 from paddler_tui.server.balancer.state_database import MemoryStateDatabase
+from paddler_tui.server.balancer.web.inference_service import create_inference_app
+from paddler_tui.server.balancer.web.management_service import create_management_app
+from paddler_tui.server.balancer.web.openai_service import create_openai_app
+from paddler_tui.server.balancer.web.openapi import ServiceApp, json_body
 from tests.support.cluster import deterministic_state, state_json
 
 FACTORIES: list[Callable[[Balancer], FastAPI]] = [

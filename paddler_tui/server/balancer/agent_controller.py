@@ -1,11 +1,16 @@
-"""The balancer's handle on one connected agent: its status, slots and response channels."""
+"""The balancer's handle on one connected agent: its status, slots and response channels.
+
+The agent socket (``web/agent_socket.py``) owns the connection: it feeds the controller what the
+agent says, and gives it a plain function that queues a frame for the agent. The controller
+never waits on the socket.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 from paddler_tui.protocol.agent_socket import (
     BalancerToAgentMessage,
@@ -25,7 +30,8 @@ from paddler_tui.server.balancer.mailbox import Mailbox
 
 logger = logging.getLogger(__name__)
 
-SendToAgent = Callable[[BalancerToAgentMessage], Awaitable[None]]
+# Queues a frame for the agent without waiting; the agent socket writes it.
+SendToAgent = Callable[[BalancerToAgentMessage], None]
 
 
 class AgentDisconnectedError(Exception):
@@ -38,6 +44,25 @@ class BalancerShuttingDownError(Exception):
 
 # What a response channel carries: the agent's responses, or why no more will come.
 ChannelItem = FromAgentResponse | RelayedToken | AgentDisconnectedError | BalancerShuttingDownError
+
+
+class RequestChannel(Mailbox[ChannelItem]):
+    """What the agent says about one request, in order, for the task that forwards it.
+
+    With ``tokens_to`` set, a relayed token that finds nothing queued before it is handed over
+    at once, in the agent socket's task, instead of waking the forwarding task.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens_to: Callable[[RelayedToken], None] | None = None
+
+    def put_nowait(self, item: ChannelItem) -> None:
+        tokens_to = self.tokens_to
+        if tokens_to is not None and type(item) is RelayedToken and self.empty():
+            tokens_to(item)
+        else:
+            super().put_nowait(item)
 
 
 class AgentController:
@@ -61,7 +86,7 @@ class AgentController:
         self.host: UpdateAgentHost = UpdateAgentHost()  # a paddler-tui agent's extension report
         self.slots_processing = 0
         self._send = send
-        self._channels: dict[str, Mailbox[ChannelItem]] = {}
+        self._channels: dict[str, RequestChannel] = {}
         self.connected = True
 
     @property
@@ -108,8 +133,8 @@ class AgentController:
 
     # Requests.
 
-    def open_channel(self, request_id: str) -> Mailbox[ChannelItem]:
-        channel: Mailbox[ChannelItem] = Mailbox()
+    def open_channel(self, request_id: str) -> RequestChannel:
+        channel = RequestChannel()
         if not self.connected:
             channel.put_nowait(AgentDisconnectedError())
         self._channels[request_id] = channel
@@ -118,15 +143,16 @@ class AgentController:
     def close_channel(self, request_id: str) -> None:
         self._channels.pop(request_id, None)
 
-    async def send_request(self, request_id: str, request: ToAgentRequest) -> None:
-        await self._send(ToAgentRequestEnvelope(id=request_id, request=request))
+    def send_request(self, request_id: str, request: ToAgentRequest) -> None:
+        self._send(ToAgentRequestEnvelope(id=request_id, request=request))
 
-    async def send_stop(self, request_id: str) -> None:
-        with contextlib.suppress(Exception):
-            await self._send(ToAgentNotificationEnvelope(value=StopRespondingTo(value=request_id)))
+    def send_stop(self, request_id: str) -> None:
+        with contextlib.suppress(Exception):  # a gone agent has nothing left to stop
+            self._send(ToAgentNotificationEnvelope(value=StopRespondingTo(value=request_id)))
 
-    async def send_state(self, state: AgentDesiredState) -> None:
-        await self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
+    def send_state(self, state: AgentDesiredState) -> None:
+        with contextlib.suppress(Exception):  # one agent's broken link must not stop the others
+            self._send(ToAgentNotificationEnvelope(value=SetState(desired_state=state)))
 
     async def query(
         self, request: ToAgentRequest, timeout_s: float
@@ -138,7 +164,7 @@ class AgentController:
         request_id = new_id()
         channel = self.open_channel(request_id)
         try:
-            await self.send_request(request_id, request)
+            self.send_request(request_id, request)
             item = await asyncio.wait_for(channel.get(), timeout_s)
         finally:
             self.close_channel(request_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from paddler_tui.protocol.desired_state import AgentDesiredState, BalancerDesiredState
@@ -61,14 +60,4 @@ class ClusterState:
     def send_to(self, agent: AgentController) -> None:
         """Tell one agent the applicable state, if there is one yet."""
         if self.applicable is not None:
-            task = asyncio.create_task(_send_state(agent, self.applicable))
-            _background.add(task)
-            task.add_done_callback(_background.discard)
-
-
-_background: set[asyncio.Task[None]] = set()
-
-
-async def _send_state(agent: AgentController, state: AgentDesiredState) -> None:
-    with contextlib.suppress(Exception):
-        await agent.send_state(state)
+            agent.send_state(self.applicable)

@@ -14,6 +14,7 @@ from paddler_tui.protocol.generated_token import TokenGenerationDisabled
 from paddler_tui.protocol.inference_socket import OutgoingMessage, ResponseEnvelope
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.embedding_batch import embed_batch
+from paddler_tui.server.balancer.request_forwarder import ClientSink
 
 TOKENS_DISABLED = "Token generation is disabled while the cluster is configured for embeddings"
 EMBEDDINGS_DISABLED = "Embedding generation is not enabled in the inference parameters"
@@ -67,8 +68,12 @@ def stream_request(
     request: ContinueFromConversationHistory | ContinueFromRawPrompt | GenerateEmbeddingBatch,
     *,
     embedding_done_id: str | None = None,
+    deliver_tokens: ClientSink | None = None,
 ) -> AsyncGenerator[OutgoingMessage, None]:
-    """The messages of an already checked request."""
+    """The messages of an already checked request.
+
+    ``deliver_tokens`` takes a token request's relayed tokens at once, outside the iterator.
+    """
     if isinstance(request, GenerateEmbeddingBatch):
         applicable = balancer.cluster.applicable
         assert applicable is not None
@@ -79,4 +84,4 @@ def stream_request(
             batch_size=applicable.inference_parameters.embedding_batch_size,
             final_request_id=embedding_done_id,
         )
-    return balancer.forwarder.forward(request_id, request)
+    return balancer.forwarder.forward(request_id, request, deliver=deliver_tokens)

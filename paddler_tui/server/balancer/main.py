@@ -18,15 +18,15 @@ from starlette.types import ASGIApp
 
 from paddler_tui.net_address import HostPort
 from paddler_tui.server.balancer.balancer import Balancer, BalancerSettings
-from paddler_tui.server.balancer.inference_service import create_inference_app
-from paddler_tui.server.balancer.management_service import create_management_app
-from paddler_tui.server.balancer.openai_service import create_openai_app
 from paddler_tui.server.balancer.state_database import (
     StateDatabaseError,
     open_state_database,
     parse_state_database_url,
 )
 from paddler_tui.server.balancer.statsd import report_statsd
+from paddler_tui.server.balancer.web.inference_service import create_inference_app
+from paddler_tui.server.balancer.web.management_service import create_management_app
+from paddler_tui.server.balancer.web.openai_service import create_openai_app
 
 logger = logging.getLogger(__name__)
 

@@ -1,45 +1,42 @@
-"""One request's life after the buffer: send to an agent, relay what it says, enforce timeouts.
+"""The asyncio shell of a request's life: wait for a slot, read and time the agent's items.
 
-Every way a request can end leaves the slot accounted for: a terminal response releases it at
-once; a client that goes away or a per-item timeout stops the agent and holds the slot until
-the agent confirms (its terminal response) or another item timeout passes, as Paddler does.
+What each happening means is decided by :class:`~paddler_tui.server.balancer.relay.RequestRelay`;
+this module only waits for things (the slot buffer, the agent's channel, the item timeout),
+feeds them to the relay and carries out its actions. A client that goes away, or an item
+timeout, leaves the slot held by a background drain until the agent confirms it stopped or
+another item timeout passes, as Paddler does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from paddler_tui.protocol.agent_socket import RelayedToken, ToAgentRequest
-from paddler_tui.protocol.embedding import is_terminal as embedding_is_terminal
-from paddler_tui.protocol.envelope import (
-    ContinueFromConversationHistory,
-    ContinueFromRawPrompt,
-    EmbeddingResponse,
-    ErrorDetails,
-    ErrorEnvelope,
-    GeneratedToken,
-)
-from paddler_tui.protocol.generated_token import Done
-from paddler_tui.protocol.generated_token import is_terminal as token_is_terminal
-from paddler_tui.protocol.inference_socket import (
-    OutgoingMessage,
-    RelayedResponse,
-    ResponseEnvelope,
-    ResponseHead,
-)
-from paddler_tui.protocol.monitor import MonitorEventKind, RequestKind
-from paddler_tui.protocol.usage import TokenUsage
+from paddler_tui.protocol.inference_socket import OutgoingMessage
 from paddler_tui.server.balancer.agent_controller import (
     AgentController,
     AgentDisconnectedError,
     BalancerShuttingDownError,
     ChannelItem,
+    RequestChannel,
 )
 from paddler_tui.server.balancer.agent_pool import SlotLease
-from paddler_tui.server.balancer.mailbox import Mailbox
 from paddler_tui.server.balancer.monitor_hub import MonitorHub
+from paddler_tui.server.balancer.relay import (
+    Actions,
+    Deliver,
+    EndStream,
+    RecordEvent,
+    RecordFinish,
+    RecordItem,
+    RecordPhase,
+    ReleaseSlot,
+    RequestRelay,
+    SendRequest,
+    SendStop,
+)
 from paddler_tui.server.balancer.slot_buffer import (
     BufferOverflowError,
     BufferTimeoutError,
@@ -49,66 +46,98 @@ from paddler_tui.server.balancer.slot_buffer import (
 
 logger = logging.getLogger(__name__)
 
-OVERFLOW = (503, "Buffered requests overflow")
-BUFFER_TIMEOUT = (504, "Waiting for available slot timed out")
-AGENT_GONE = (502, "Agent controller connection closed")
-SHUTTING_DOWN = (503, "balancer is shutting down")
-SEND_FAILED = (500, "Failed to generate response")
+# Takes a message for the client at once (the inference socket queues it for its writer).
+ClientSink = Callable[[OutgoingMessage], None]
 
 
-def item_timeout_error(timeout_ms: int) -> tuple[int, str]:
-    return (
-        504,
-        f"Inference timed out after {timeout_ms}ms waiting for next token. "
-        "Increase --inference-item-timeout if the prompt requires longer processing.",
-    )
+class _Flight:
+    """One request's relay with what its actions act on: the slot, the agent, the monitor."""
 
+    __slots__ = ("agent", "channel", "deliver", "lease", "monitor", "relay", "token_at")
 
-def error_envelope(request_id: str, error: tuple[int, str]) -> ErrorEnvelope:
-    code, description = error
-    return ErrorEnvelope(
-        request_id=request_id, error=ErrorDetails(code=code, description=description)
-    )
+    def __init__(
+        self, relay: RequestRelay, monitor: MonitorHub, lease: SlotLease | None = None
+    ) -> None:
+        self.relay = relay
+        self.monitor = monitor
+        self.lease = lease
+        self.agent: AgentController | None = lease.agent if lease is not None else None
+        self.channel: RequestChannel | None = (
+            self.agent.open_channel(relay.request_id) if self.agent is not None else None
+        )
+        self.deliver: ClientSink | None = None
+        # When the last token came straight from the channel (loop time), for the item timeout.
+        self.token_at = float("-inf")
 
+    def deliver_tokens(self, deliver: ClientSink) -> None:
+        """From now on, relayed tokens go to ``deliver`` as the agent socket reads them."""
+        assert self.channel is not None
+        self.deliver = deliver
+        self.channel.tokens_to = self.take_token
 
-def is_terminal_response(response: ChannelItem) -> bool:
-    if isinstance(response, RelayedToken):
-        return False
-    if isinstance(response, GeneratedToken):
-        return token_is_terminal(response.value)
-    if isinstance(response, EmbeddingResponse):
-        return embedding_is_terminal(response.value)
-    return True
+    def take_token(self, token: RelayedToken) -> None:
+        """A token straight from the channel (in the agent socket's task)."""
+        self.token_at = asyncio.get_running_loop().time()
+        message = self.relay.relayed_token(token)
+        if message is not None and self.deliver is not None:
+            self.monitor.item(self.relay.request_id, token=True)
+            self.deliver(message)
 
+    def feed(self, item: ChannelItem | None) -> OutgoingMessage | None:
+        """Feed the relay one item from the channel (None: an item timeout); the delivery."""
+        relay = self.relay
+        if isinstance(item, RelayedToken):
+            message = relay.relayed_token(item)
+            if message is not None:
+                self.monitor.item(relay.request_id, token=True)
+            return message
+        if item is None:
+            return self.perform(relay.item_timed_out())
+        if isinstance(item, AgentDisconnectedError):
+            return self.perform(relay.agent_lost())
+        if isinstance(item, BalancerShuttingDownError):
+            return self.perform(relay.shut_down())
+        return self.perform(relay.response(item))
 
-def request_kind(request: ToAgentRequest) -> RequestKind:
-    if isinstance(request, ContinueFromConversationHistory):
-        return "conversation"
-    if isinstance(request, ContinueFromRawPrompt):
-        return "raw_prompt"
-    return "embedding"
+    def perform(self, actions: Actions) -> OutgoingMessage | None:
+        """Carry out the actions; the message for the client (always the last action), if any."""
+        relay, monitor = self.relay, self.monitor
+        request_id = relay.request_id
+        delivery: OutgoingMessage | None = None
+        for action in actions:
+            if isinstance(action, Deliver | EndStream):
+                return action.message
+            if isinstance(action, RecordItem):
+                monitor.item(request_id, token=True)
+            elif isinstance(action, SendRequest):
+                delivery = self._send(action)
+            elif isinstance(action, RecordPhase):
+                if action.phase == "running" and self.agent is not None:
+                    monitor.running(request_id, self.agent)
+                elif action.phase == "draining":
+                    monitor.draining(request_id)
+            elif isinstance(action, RecordEvent):
+                monitor.event(action.kind, action.text, request_id=request_id, agent=self.agent)
+            elif isinstance(action, RecordFinish):
+                monitor.finished(request_id, action.kind, action.text, action.usage)
+            elif isinstance(action, ReleaseSlot):
+                if self.agent is not None and self.lease is not None:
+                    self.agent.close_channel(request_id)
+                    self.lease.release()
+            elif isinstance(action, SendStop) and self.agent is not None:
+                self.agent.send_stop(request_id)
+        return delivery
 
-
-def usage_of(response: GeneratedToken | EmbeddingResponse) -> TokenUsage | None:
-    if isinstance(response, GeneratedToken) and isinstance(response.value, Done):
-        return response.value.usage
-    return None
-
-
-def interrupted(
-    reason: AgentDisconnectedError | BalancerShuttingDownError,
-) -> tuple[MonitorEventKind, tuple[int, str]]:
-    """The feed's event kind and the client's error when a request loses its agent."""
-    if isinstance(reason, AgentDisconnectedError):
-        return "agent_lost", AGENT_GONE
-    return "shutting_down", SHUTTING_DOWN
-
-
-def describe_result(response: GeneratedToken | EmbeddingResponse) -> str:
-    """A line for the event feed: "Done", or the failure's variant and text."""
-    result = response.value
-    value = getattr(result, "value", None)
-    return f"{result.TAG}: {value}" if isinstance(value, str) else result.TAG
+    def _send(self, action: SendRequest) -> OutgoingMessage | None:
+        assert self.agent is not None
+        try:
+            self.agent.send_request(self.relay.request_id, action.request)
+        except Exception as error:  # the socket broke under us
+            logger.warning(
+                "sending %s to agent %s failed: %s", self.relay.request_id, self.agent.id, error
+            )
+            return self.perform(self.relay.send_failed())
+        return self.perform(self.relay.request_sent())
 
 
 class RequestForwarder:
@@ -123,138 +152,82 @@ class RequestForwarder:
         self._drains: set[asyncio.Task[None]] = set()
 
     async def forward(
-        self, request_id: str, request: ToAgentRequest
+        self, request_id: str, request: ToAgentRequest, *, deliver: ClientSink | None = None
     ) -> AsyncGenerator[OutgoingMessage, None]:
         """Every message for the client, ending with a terminal response or an error.
 
         Closing the iterator early (client gone) stops the agent and drains in the background.
+        With ``deliver``, relayed tokens go to it as the agent's socket reads them, sparing a
+        task wake-up per token; every other message still comes through the iterator, in order.
         """
-        monitor = self.monitor
-        monitor.buffered(request_id, request_kind(request))
-        lease = await self._acquire(request_id)
-        if isinstance(lease, ErrorEnvelope):
-            yield lease
-            return
-        agent = lease.agent
-        head = ResponseHead(agent.name, request_id)
-        monitor.running(request_id, agent)
-        channel = agent.open_channel(request_id)
-        finished = timed_out = False
+        relay = RequestRelay(request_id, request, item_timeout_ms=self.item_timeout_ms)
+        self.monitor.buffered(request_id, relay.kind)
+        flight, actions = await self._acquire(relay)
+        message = flight.perform(actions)
+        if message is not None:
+            yield message
+        if not relay.relaying:
+            return  # ended in the buffer, or at once (a failed send)
+        if deliver is not None:
+            flight.deliver_tokens(deliver)
         try:
-            try:
-                await agent.send_request(request_id, request)
-            except Exception as error:  # the socket broke under us
-                logger.warning("sending %s to agent %s failed: %s", request_id, agent.id, error)
-                finished = True
-                monitor.finished(request_id, "agent_lost", SEND_FAILED[1])
-                yield error_envelope(request_id, SEND_FAILED)
-                return
-            while True:
-                item = await self._next_item(channel)
-                # Relayed tokens first, being most items; they are never terminal.
-                if isinstance(item, RelayedToken):
-                    monitor.item(request_id, token=True)
-                    yield RelayedResponse(head, item)
-                elif isinstance(item, GeneratedToken | EmbeddingResponse):
-                    finished = is_terminal_response(item)
-                    if finished:
-                        monitor.finished(
-                            request_id, "request_completed", describe_result(item), usage_of(item)
-                        )
-                    else:
-                        monitor.item(request_id, token=True)
-                    yield ResponseEnvelope(
-                        generated_by=agent.name, request_id=request_id, response=item
-                    )
-                    if finished:
-                        return
-                elif item is None:
-                    timed_out = True
-                    timeout = item_timeout_error(self.item_timeout_ms)
-                    monitor.event("item_timeout", timeout[1], request_id=request_id, agent=agent)
-                    yield error_envelope(request_id, timeout)
-                    return
-                elif isinstance(item, AgentDisconnectedError | BalancerShuttingDownError):
-                    finished = True
-                    kind, interruption = interrupted(item)
-                    monitor.finished(request_id, kind, interruption[1])
-                    yield error_envelope(request_id, interruption)
-                    return
+            while relay.relaying:
+                message = flight.feed(await self._next_item(flight))
+                if message is not None:
+                    yield message
         finally:
-            if finished:
-                agent.close_channel(request_id)
-                lease.release()
-            else:
-                self._drain_later(request_id, agent, channel, lease, timed_out=timed_out)
+            if relay.holds_slot:  # the client left, or its stream ended with an item timeout
+                flight.perform(relay.client_gone())
+                self._drain_later(flight)
 
-    async def _acquire(self, request_id: str) -> SlotLease | ErrorEnvelope:
-        """A slot, or the error envelope that ends the request while it was buffered."""
-        failure: tuple[MonitorEventKind, tuple[int, str]]
+    async def _acquire(self, relay: RequestRelay) -> tuple[_Flight, Actions]:
+        """The request with its slot (or without, if the buffer ended it), and what follows."""
+        monitor = self.monitor
         try:
-            return await self.buffer.acquire()
+            lease = await self.buffer.acquire()
         except BufferOverflowError:
-            failure = ("buffer_overflow", OVERFLOW)
+            return _Flight(relay, monitor), relay.buffer_overflow()
         except BufferTimeoutError:
-            failure = ("buffer_timeout", BUFFER_TIMEOUT)
+            return _Flight(relay, monitor), relay.buffer_timed_out()
         except ShuttingDownError:
-            failure = ("shutting_down", SHUTTING_DOWN)
+            return _Flight(relay, monitor), relay.shut_down()
         except asyncio.CancelledError:
-            self.monitor.finished(request_id, "client_cancelled", "the client left while buffered")
+            _Flight(relay, monitor).perform(relay.client_gone())
             raise
-        kind, error = failure
-        self.monitor.finished(request_id, kind, error[1])
-        return error_envelope(request_id, error)
+        return _Flight(relay, monitor, lease), relay.slot_granted(lease.agent.name)
 
-    async def _next_item(self, channel: Mailbox[ChannelItem]) -> ChannelItem | None:
-        """The next item, or None after a whole item timeout without one."""
+    async def _next_item(self, flight: _Flight) -> ChannelItem | None:
+        """The next queued item, or None after a whole item timeout without any item."""
+        channel = flight.channel
+        assert channel is not None
         # Tokens often arrive in bursts; skip the timer when one is already waiting.
         if not channel.empty():
             return channel.get_nowait()
-        try:
-            async with asyncio.timeout(self.item_timeout_ms / 1000):
-                return await channel.get()
-        except TimeoutError:
-            return None
+        timeout = self.item_timeout_ms / 1000
+        last = asyncio.get_running_loop().time()
+        while True:
+            try:
+                async with asyncio.timeout_at(last + timeout):
+                    return await channel.get()
+            except TimeoutError:
+                if flight.token_at <= last:
+                    return None
+                last = flight.token_at  # tokens went straight to the client meanwhile
 
-    def _drain_later(
-        self,
-        request_id: str,
-        agent: AgentController,
-        channel: Mailbox[ChannelItem],
-        lease: SlotLease,
-        *,
-        timed_out: bool,
-    ) -> None:
-        if not timed_out:
-            self.monitor.event(
-                "client_cancelled",
-                "the client left; stopping the agent",
-                request_id=request_id,
-                agent=agent,
-            )
-        self.monitor.draining(request_id)
-        task = asyncio.create_task(self._drain(request_id, agent, channel, lease))
+    def _drain_later(self, flight: _Flight) -> None:
+        task = asyncio.create_task(self._drain(flight))
         self._drains.add(task)
         task.add_done_callback(self._drains.discard)
 
-    async def _drain(
-        self,
-        request_id: str,
-        agent: AgentController,
-        channel: Mailbox[ChannelItem],
-        lease: SlotLease,
-    ) -> None:
-        """Stop the agent and keep the slot until it confirms or goes quiet."""
+    async def _drain(self, flight: _Flight) -> None:
+        """Keep the slot until the agent confirms it stopped or goes quiet."""
+        relay = flight.relay
         try:
-            await agent.send_stop(request_id)
-            while True:
-                item = await self._next_item(channel)
-                if item is None or is_terminal_response(item):
-                    return
+            while relay.holds_slot:
+                flight.feed(await self._next_item(flight))
         finally:
-            agent.close_channel(request_id)
-            lease.release()
-            self.monitor.finished(request_id)
+            if relay.holds_slot:  # cancelled: the balancer is shutting down
+                flight.perform(relay.shut_down())
 
     async def close(self) -> None:
         """Shutdown: abandon the drains (their slots are released)."""

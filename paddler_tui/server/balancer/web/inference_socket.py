@@ -47,7 +47,8 @@ from paddler_tui.server.balancer.inference_requests import (
     token_generation_disabled,
 )
 from paddler_tui.server.balancer.mailbox import Mailbox
-from paddler_tui.server.balancer.request_forwarder import error_envelope
+from paddler_tui.server.balancer.request_errors import error_envelope
+from paddler_tui.server.balancer.web.write_timeout import WriteTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +94,21 @@ class InferenceSocketSession:
 
     async def _write(self) -> None:
         timeout = self._balancer.item_timeout_s
-        while (text := await self._outgoing.get()) is not None:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._socket.send_text(text)
-            except TimeoutError:
-                logger.warning(
-                    "a client read nothing for %.1f s; closing its inference socket", timeout
-                )
-                return
+        write_timeout = WriteTimeout(timeout)
+        try:
+            while (text := await self._outgoing.get()) is not None:
+                write_timeout.begin()
+                await self._socket.send_text(text)
+                write_timeout.end()
+        except asyncio.CancelledError:
+            if not write_timeout.expired():
+                raise
+            logger.warning(
+                "a client read nothing for %.1f s; closing its inference socket", timeout
+            )
+            return
+        finally:
+            write_timeout.close()
         with contextlib.suppress(Exception):  # a client already gone needs no close frame
             async with asyncio.timeout(timeout):
                 await self._socket.close(GOING_AWAY, SHUTDOWN_REASON)
@@ -180,7 +187,13 @@ class InferenceSocketSession:
                 # An embedding stream always ends with its one Done, refused or not.
                 self._send(embedding_done(request_id))
             return
-        stream = stream_request(self._balancer, request_id, request, embedding_done_id=request_id)
+        if not isinstance(request, GenerateEmbeddingBatch):
+            # Tokens go from the agent's socket to this one's writer, not through this task.
+            stream = stream_request(self._balancer, request_id, request, deliver_tokens=self._send)
+        else:
+            stream = stream_request(
+                self._balancer, request_id, request, embedding_done_id=request_id
+            )
         async with contextlib.aclosing(stream):
             async for outgoing in stream:
                 if not isinstance(request, GenerateEmbeddingBatch):

@@ -9,7 +9,7 @@ import orjson
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from paddler_tui.server.balancer.streaming import while_connected
+from paddler_tui.server.balancer.web.streaming import while_connected
 
 SSE_DONE = b"data: [DONE]\n\n"
 

@@ -1,4 +1,8 @@
-"""The management WebSocket agents connect to: ``/api/v1/agent_socket/{agent_id}``."""
+"""The management WebSocket agents connect to: ``/api/v1/agent_socket/{agent_id}``.
+
+This shell owns the connection: it reads frames and feeds them to the agent's
+:class:`AgentController`, and writes what the controller queues through :class:`_Outbox`.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,7 @@ from paddler_tui.protocol.errors import ProtocolError
 from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.agent_pool import AgentAlreadyRegisteredError, AgentPool
 from paddler_tui.server.balancer.cluster_state import ClusterState
+from paddler_tui.server.balancer.mailbox import Mailbox
 from paddler_tui.server.balancer.monitor_hub import MonitorHub
 
 logger = logging.getLogger(__name__)
@@ -40,14 +45,15 @@ class _Outbox:
 
     def __init__(self, socket: WebSocket) -> None:
         self._socket = socket
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._frames: Mailbox[str] = Mailbox()
 
-    async def send(self, message: BalancerToAgentMessage) -> None:
-        self._queue.put_nowait(encode_balancer_to_agent_message(message).decode())
+    def send(self, message: BalancerToAgentMessage) -> None:
+        """Queue a frame; it is written in order, after every frame queued before it."""
+        self._frames.put_nowait(encode_balancer_to_agent_message(message).decode())
 
     async def run(self) -> None:
         while True:
-            await self._socket.send_text(await self._queue.get())
+            await self._socket.send_text(await self._frames.get())
 
 
 async def serve_agent_socket(
@@ -63,7 +69,7 @@ async def serve_agent_socket(
     writing = asyncio.create_task(outbox.run())
     agent: AgentController | None = None
     try:
-        await outbox.send(ToAgentNotificationEnvelope(value=Version(version=PADDLER_VERSION)))
+        outbox.send(ToAgentNotificationEnvelope(value=Version(version=PADDLER_VERSION)))
         agent = await _register(socket, agent_id, outbox, pool)
         if agent is None:
             return

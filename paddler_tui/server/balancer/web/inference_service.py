@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
-from starlette.middleware.cors import CORSMiddleware
 
 from paddler_tui.protocol.envelope import (
     ContinueFromConversationHistory,
@@ -24,19 +23,18 @@ from paddler_tui.protocol.requests import (
     ContinueFromRawPromptParams,
     GenerateEmbeddingBatchParams,
 )
-from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
-from paddler_tui.server.balancer.cors import cors_middleware_options
-from paddler_tui.server.balancer.http_body import BodyError, read_json_body
 from paddler_tui.server.balancer.inference_requests import (
     RequestRejectedError,
     check_embedding_request,
     check_token_request,
     stream_request,
 )
-from paddler_tui.server.balancer.inference_socket import InferenceSocketSession
-from paddler_tui.server.balancer.openapi import ServiceApp, json_body
-from paddler_tui.server.balancer.streaming import LiveStreamingResponse
+from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.web.inference_socket import InferenceSocketSession
+from paddler_tui.server.balancer.web.openapi import json_body
+from paddler_tui.server.balancer.web.service import build_service
+from paddler_tui.server.balancer.web.streaming import LiveStreamingResponse
 
 
 async def ndjson(
@@ -50,18 +48,18 @@ async def ndjson(
 
 
 def create_inference_app(balancer: Balancer) -> FastAPI:
-    app = ServiceApp(title="paddler-tui inference", docs_url=None, redoc_url=None)
-    require_api_key(app, balancer.settings.api_key)
-    if balancer.settings.inference_cors_allowed_hosts:
-        app.add_middleware(
-            CORSMiddleware,
-            **cors_middleware_options(list(balancer.settings.inference_cors_allowed_hosts)),
-        )
-    limit = balancer.settings.body_limit
+    settings = balancer.settings
+    return build_service(
+        "paddler-tui inference",
+        inference_routes(balancer),
+        api_key=settings.api_key,
+        cors_allowed_hosts=settings.inference_cors_allowed_hosts,
+    )
 
-    @app.get("/health", response_class=PlainTextResponse)
-    async def health() -> str:
-        return "OK"
+
+def inference_routes(balancer: Balancer) -> APIRouter:
+    router = APIRouter()
+    limit = balancer.settings.body_limit
 
     async def respond(
         request: ContinueFromConversationHistory | ContinueFromRawPrompt | GenerateEmbeddingBatch,
@@ -78,7 +76,7 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
             ndjson(stream), media_type="application/json", send_timeout_s=balancer.item_timeout_s
         )
 
-    @app.post(
+    @router.post(
         "/api/v1/continue_from_conversation_history",
         response_model=None,
         openapi_extra=json_body(ContinueFromConversationHistoryParams),
@@ -94,7 +92,7 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(error.message, status_code=error.status_code)
         return await respond(ContinueFromConversationHistory(value=params))
 
-    @app.post(
+    @router.post(
         "/api/v1/continue_from_raw_prompt",
         response_model=None,
         openapi_extra=json_body(ContinueFromRawPromptParams),
@@ -106,7 +104,7 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(error.message, status_code=error.status_code)
         return await respond(ContinueFromRawPrompt(value=params))
 
-    @app.post(
+    @router.post(
         "/api/v1/generate_embedding_batch",
         response_model=None,
         openapi_extra=json_body(GenerateEmbeddingBatchParams),
@@ -118,8 +116,8 @@ def create_inference_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(error.message, status_code=error.status_code)
         return await respond(GenerateEmbeddingBatch(value=params))
 
-    @app.websocket("/api/v1/inference_socket")
+    @router.websocket("/api/v1/inference_socket")
     async def inference_socket(websocket: WebSocket) -> None:
         await InferenceSocketSession(websocket, balancer).run()
 
-    return app
+    return router

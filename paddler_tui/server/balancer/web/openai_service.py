@@ -13,10 +13,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable
 from pathlib import PurePath
 from typing import Any, Protocol, TypeVar
 
-from fastapi import FastAPI, Request
-from fastapi.responses import PlainTextResponse, Response
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException
-from starlette.middleware.cors import CORSMiddleware
 
 from paddler_tui.protocol.envelope import ContinueFromConversationHistory, GenerateEmbeddingBatch
 from paddler_tui.protocol.ids import new_id
@@ -27,34 +26,42 @@ from paddler_tui.protocol.inference_socket import (
     typed_message,
 )
 from paddler_tui.server.balancer.agent_controller import AgentController
-from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
-from paddler_tui.server.balancer.cors import cors_middleware_options
-from paddler_tui.server.balancer.http_body import BodyError, read_json_body
 from paddler_tui.server.balancer.inference_requests import (
     RequestRejectedError,
     check_embedding_request,
     check_token_request,
     stream_request,
 )
-from paddler_tui.server.balancer.openai_chat import (
+from paddler_tui.server.balancer.openai.chat import (
     CHAT_DISABLED,
     ChatCompletion,
     chat_request_params,
 )
-from paddler_tui.server.balancer.openai_embeddings import (
+from paddler_tui.server.balancer.openai.embeddings import (
     EmbeddingsResult,
     embedding_batch_params,
     embedding_inputs,
 )
-from paddler_tui.server.balancer.openai_errors import (
+from paddler_tui.server.balancer.openai.errors import (
     INVALID_REQUEST,
     OpenAIError,
     from_body_error,
     from_rejection,
 )
-from paddler_tui.server.balancer.openai_generation import generation_event
-from paddler_tui.server.balancer.openai_http import (
+from paddler_tui.server.balancer.openai.generation import generation_event
+from paddler_tui.server.balancer.openai.models import (
+    ChatCompletionRequest,
+    EmbeddingsRequest,
+    ResponsesRequest,
+)
+from paddler_tui.server.balancer.openai.responses import (
+    RESPONSES_DISABLED,
+    ResponsesOutput,
+    responses_request_params,
+)
+from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.web.openai_http import (
     SSE_DONE,
     Answer,
     CollectedResponse,
@@ -62,18 +69,9 @@ from paddler_tui.server.balancer.openai_http import (
     sse_data,
     sse_event,
 )
-from paddler_tui.server.balancer.openai_models import (
-    ChatCompletionRequest,
-    EmbeddingsRequest,
-    ResponsesRequest,
-)
-from paddler_tui.server.balancer.openai_responses import (
-    RESPONSES_DISABLED,
-    ResponsesOutput,
-    responses_request_params,
-)
-from paddler_tui.server.balancer.openapi import ServiceApp, json_body
-from paddler_tui.server.balancer.streaming import LiveStreamingResponse
+from paddler_tui.server.balancer.web.openapi import json_body
+from paddler_tui.server.balancer.web.service import build_service
+from paddler_tui.server.balancer.web.streaming import LiveStreamingResponse
 
 T = TypeVar("T")
 
@@ -277,28 +275,27 @@ async def _http_error(_: Request, error: Exception) -> Response:
     return response
 
 
-async def _health() -> str:
-    return "OK"
-
-
 def create_openai_app(balancer: Balancer) -> FastAPI:
-    app = ServiceApp(title="paddler-tui OpenAI-compatible service", docs_url=None, redoc_url=None)
-    require_api_key(app, balancer.settings.api_key, json_response(401, INVALID_API_KEY.body()))
-    if balancer.settings.inference_cors_allowed_hosts:
-        app.add_middleware(
-            CORSMiddleware,
-            **cors_middleware_options(list(balancer.settings.inference_cors_allowed_hosts)),
-        )
-    app.add_exception_handler(OpenAIError, _openai_error)
-    app.add_exception_handler(HTTPException, _http_error)
+    settings = balancer.settings
+    return build_service(
+        "paddler-tui OpenAI-compatible service",
+        openai_routes(balancer),
+        api_key=settings.api_key,
+        cors_allowed_hosts=settings.inference_cors_allowed_hosts,
+        refusal=json_response(401, INVALID_API_KEY.body()),
+        exception_handlers={OpenAIError: _openai_error, HTTPException: _http_error},
+    )
+
+
+def openai_routes(balancer: Balancer) -> APIRouter:
+    router = APIRouter()
     service = OpenAIService(balancer)
-    app.add_api_route("/health", _health, methods=["GET"], response_class=PlainTextResponse)
-    app.add_api_route("/v1/models", service.list_models, methods=["GET"])
-    app.add_api_route("/v1/models/{model_id}", service.retrieve_model, methods=["GET"])
+    router.add_api_route("/v1/models", service.list_models, methods=["GET"])
+    router.add_api_route("/v1/models/{model_id}", service.retrieve_model, methods=["GET"])
     for path, endpoint, body in (
         ("/v1/chat/completions", service.chat_completions, ChatCompletionRequest),
         ("/v1/responses", service.responses, ResponsesRequest),
         ("/v1/embeddings", service.embeddings, EmbeddingsRequest),
     ):
-        app.add_api_route(path, endpoint, methods=["POST"], openapi_extra=json_body(body))
-    return app
+        router.add_api_route(path, endpoint, methods=["POST"], openapi_extra=json_body(body))
+    return router

@@ -15,8 +15,8 @@ from paddler_tui.protocol.conversation import (
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.balancer.openai_errors import OpenAIError
-from paddler_tui.server.balancer.openai_generation import (
+from paddler_tui.server.balancer.openai.errors import OpenAIError
+from paddler_tui.server.balancer.openai.generation import (
     DEFAULT_MAX_TOKENS,
     Finished,
     GenerationEvent,
@@ -30,7 +30,7 @@ from paddler_tui.server.balancer.openai_generation import (
     tool_call_arguments,
     was_cut_short,
 )
-from paddler_tui.server.balancer.openai_models import (
+from paddler_tui.server.balancer.openai.models import (
     ChatCompletionRequest,
     ChatFunctionTool,
     ChatImagePart,

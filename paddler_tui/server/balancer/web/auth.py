@@ -16,7 +16,7 @@ from starlette.datastructures import Headers
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from paddler_tui.server.balancer.openapi import ServiceApp
+from paddler_tui.server.balancer.web.openapi import ServiceApp
 
 OPEN_PATHS = frozenset({"/health"})
 POLICY_VIOLATION = 1008

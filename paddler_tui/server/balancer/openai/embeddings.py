@@ -31,13 +31,13 @@ from paddler_tui.protocol.inference_socket import (
 )
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from paddler_tui.server.balancer.inference_requests import EMBEDDINGS_DISABLED
-from paddler_tui.server.balancer.openai_errors import (
+from paddler_tui.server.balancer.openai.errors import (
     OpenAIError,
     from_error_envelope,
     from_unsent_response,
     invalid_request,
 )
-from paddler_tui.server.balancer.openai_models import EmbeddingsRequest
+from paddler_tui.server.balancer.openai.models import EmbeddingsRequest
 
 EncodingFormat = Literal["float", "base64"]
 

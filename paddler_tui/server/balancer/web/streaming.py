@@ -21,6 +21,8 @@ from typing import Any, TypeVar
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from paddler_tui.server.balancer.web.write_timeout import WriteTimeout
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -51,17 +53,21 @@ class LiveStreamingResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
+        write_timeout = WriteTimeout(self._send_timeout_s)
         try:
             async for chunk in self._chunks:
-                try:
-                    async with asyncio.timeout(self._send_timeout_s):
-                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                except TimeoutError:
-                    logger.warning(
-                        "a client read nothing for %.1f s; ending its stream", self._send_timeout_s
-                    )
-                    return
+                write_timeout.begin()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                write_timeout.end()
+        except asyncio.CancelledError:
+            if not write_timeout.expired():
+                raise
+            logger.warning(
+                "a client read nothing for %.1f s; ending its stream", self._send_timeout_s
+            )
+            return
         finally:
+            write_timeout.close()
             aclose = getattr(self._chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):

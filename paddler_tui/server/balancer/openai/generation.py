@@ -32,7 +32,7 @@ from paddler_tui.protocol.inference_socket import (
 from paddler_tui.protocol.requests import SamplingOverrides
 from paddler_tui.protocol.tool import FunctionDefinition, Tool, ToolParametersSchema
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.balancer.openai_errors import (
+from paddler_tui.server.balancer.openai.errors import (
     INVALID_REQUEST,
     OpenAIError,
     from_error_envelope,
@@ -40,7 +40,7 @@ from paddler_tui.server.balancer.openai_errors import (
     from_unsent_response,
     invalid_request,
 )
-from paddler_tui.server.balancer.openai_models import JsonObject
+from paddler_tui.server.balancer.openai.models import JsonObject
 
 DEFAULT_MAX_TOKENS = 2000
 # Keys of a JSON Schema's top level that the native API keeps; OpenAI clients add others

@@ -21,8 +21,8 @@ from paddler_tui.protocol.conversation import (
 from paddler_tui.protocol.grammar import JsonSchemaGrammar
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.balancer.openai_errors import RATE_LIMIT, OpenAIError
-from paddler_tui.server.balancer.openai_generation import (
+from paddler_tui.server.balancer.openai.errors import RATE_LIMIT, OpenAIError
+from paddler_tui.server.balancer.openai.generation import (
     DEFAULT_MAX_TOKENS,
     Finished,
     GenerationEvent,
@@ -35,7 +35,7 @@ from paddler_tui.server.balancer.openai_generation import (
     tool_call_arguments,
     was_cut_short,
 )
-from paddler_tui.server.balancer.openai_models import (
+from paddler_tui.server.balancer.openai.models import (
     ResponsesContentPart,
     ResponsesFunctionCallItem,
     ResponsesFunctionCallOutputItem,

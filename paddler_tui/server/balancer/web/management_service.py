@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI, Request, WebSocket
+from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import PlainTextResponse, Response
-from starlette.middleware.cors import CORSMiddleware
 
 from paddler_tui.protocol import codec
 from paddler_tui.protocol.agent_socket import (
@@ -18,16 +17,15 @@ from paddler_tui.protocol.agent_socket import (
 from paddler_tui.protocol.agent_status import BufferedRequestsSnapshot
 from paddler_tui.protocol.desired_state import AgentDesiredState, BalancerDesiredState
 from paddler_tui.server.balancer.agent_controller import AgentDisconnectedError
-from paddler_tui.server.balancer.agent_socket import serve_agent_socket
-from paddler_tui.server.balancer.auth import require_api_key
 from paddler_tui.server.balancer.balancer import Balancer
-from paddler_tui.server.balancer.cors import cors_middleware_options
-from paddler_tui.server.balancer.http_body import BodyError, read_json_body
 from paddler_tui.server.balancer.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
-from paddler_tui.server.balancer.monitor_socket import serve_monitor_socket
-from paddler_tui.server.balancer.openapi import ServiceApp, json_body
-from paddler_tui.server.balancer.sse import snapshot_events
-from paddler_tui.server.balancer.streaming import LiveStreamingResponse
+from paddler_tui.server.balancer.web.agent_socket import serve_agent_socket
+from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.web.monitor_socket import serve_monitor_socket
+from paddler_tui.server.balancer.web.openapi import json_body
+from paddler_tui.server.balancer.web.service import build_service
+from paddler_tui.server.balancer.web.sse import snapshot_events
+from paddler_tui.server.balancer.web.streaming import LiveStreamingResponse
 
 logger = logging.getLogger(__name__)
 
@@ -40,24 +38,24 @@ def json_response(model: object, tp: object, status_code: int = 200) -> Response
 
 
 def create_management_app(balancer: Balancer) -> FastAPI:
-    app = ServiceApp(title="paddler-tui management", docs_url=None, redoc_url=None)
-    require_api_key(app, balancer.settings.api_key)
-    if balancer.settings.management_cors_allowed_hosts:
-        app.add_middleware(
-            CORSMiddleware,
-            **cors_middleware_options(list(balancer.settings.management_cors_allowed_hosts)),
-        )
+    settings = balancer.settings
+    return build_service(
+        "paddler-tui management",
+        management_routes(balancer),
+        api_key=settings.api_key,
+        cors_allowed_hosts=settings.management_cors_allowed_hosts,
+    )
+
+
+def management_routes(balancer: Balancer) -> APIRouter:
+    router = APIRouter()
     pool, cluster, buffer = balancer.pool, balancer.cluster, balancer.buffer
 
-    @app.get("/health", response_class=PlainTextResponse)
-    async def health() -> str:
-        return "OK"
-
-    @app.get("/api/v1/agents")
+    @router.get("/api/v1/agents")
     async def agents() -> Response:
         return json_response(pool.snapshot(), type(pool.snapshot()))
 
-    @app.get("/api/v1/agents/stream")
+    @router.get("/api/v1/agents/stream")
     async def agents_stream() -> LiveStreamingResponse:
         def snapshot() -> bytes:
             value = pool.snapshot()
@@ -72,18 +70,18 @@ def create_management_app(balancer: Balancer) -> FastAPI:
         value = BufferedRequestsSnapshot(buffered_requests_current=buffer.buffered)
         return codec.encode(codec.adapter_for(BufferedRequestsSnapshot), value)
 
-    @app.get("/api/v1/buffered_requests")
+    @router.get("/api/v1/buffered_requests")
     async def buffered_requests() -> Response:
         return Response(buffered_snapshot(), media_type=JSON)
 
-    @app.get("/api/v1/buffered_requests/stream")
+    @router.get("/api/v1/buffered_requests/stream")
     async def buffered_requests_stream() -> LiveStreamingResponse:
         return LiveStreamingResponse(
             snapshot_events(buffer.changed, buffered_snapshot, ended=lambda: buffer.closed),
             media_type="text/event-stream",
         )
 
-    @app.get("/api/v1/balancer_desired_state")
+    @router.get("/api/v1/balancer_desired_state")
     async def get_desired_state() -> Response:
         try:
             state = await cluster.database.read()
@@ -92,7 +90,7 @@ def create_management_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(str(error), status_code=500)
         return json_response(state, BalancerDesiredState)
 
-    @app.put("/api/v1/balancer_desired_state", openapi_extra=json_body(BalancerDesiredState))
+    @router.put("/api/v1/balancer_desired_state", openapi_extra=json_body(BalancerDesiredState))
     async def put_desired_state(request: Request) -> Response:
         try:
             state: BalancerDesiredState = await read_json_body(
@@ -110,15 +108,15 @@ def create_management_app(balancer: Balancer) -> FastAPI:
             return PlainTextResponse(str(error), status_code=500)
         return Response(status_code=204)
 
-    @app.get("/api/v1/balancer_applicable_state")
+    @router.get("/api/v1/balancer_applicable_state")
     async def applicable_state() -> Response:
         return json_response(cluster.applicable, AgentDesiredState | None)
 
-    @app.get("/api/v1/agent/{agent_id}/chat_template_override")
+    @router.get("/api/v1/agent/{agent_id}/chat_template_override")
     async def chat_template_override(agent_id: str) -> Response:
         return await _ask_agent(agent_id, GetChatTemplateOverride(), ChatTemplateOverride)
 
-    @app.get("/api/v1/agent/{agent_id}/model_metadata")
+    @router.get("/api/v1/agent/{agent_id}/model_metadata")
     async def model_metadata(agent_id: str) -> Response:
         return await _ask_agent(agent_id, GetModelMetadata(), ModelMetadataResponse)
 
@@ -143,7 +141,7 @@ def create_management_app(balancer: Balancer) -> FastAPI:
         value = answer.value
         return json_response(value, type(value) if value is not None else None)
 
-    @app.get("/metrics")
+    @router.get("/metrics")
     async def metrics() -> Response:
         gauges = balancer.gauges()
         text = render_prometheus(
@@ -154,14 +152,14 @@ def create_management_app(balancer: Balancer) -> FastAPI:
         )
         return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
 
-    @app.websocket("/api/v1/agent_socket/{agent_id}")
+    @router.websocket("/api/v1/agent_socket/{agent_id}")
     async def agent_socket(websocket: WebSocket, agent_id: str) -> None:
         await serve_agent_socket(
             websocket, agent_id, pool=pool, cluster=cluster, monitor=balancer.monitor
         )
 
-    @app.websocket("/api/v1/monitor_socket")
+    @router.websocket("/api/v1/monitor_socket")
     async def monitor_socket(websocket: WebSocket) -> None:
         await serve_monitor_socket(websocket, balancer)
 
-    return app
+    return router

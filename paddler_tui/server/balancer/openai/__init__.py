@@ -1,0 +1,1 @@
+"""OpenAI compatibility: OpenAI's request and response shapes, to and from Paddler's."""

@@ -1,0 +1,1 @@
+"""The balancer's web side: the FastAPI services, their sockets, auth, CORS and streaming."""
