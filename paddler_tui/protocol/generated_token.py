@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import JsonValue
 
@@ -158,12 +158,15 @@ TERMINAL_VARIANTS: tuple[type[NewtypeVariant | StructVariant], ...] = (
 )
 
 TokenVariant = ContentToken | ReasoningToken | ToolCallToken | UndeterminableToken
-TOKEN_VARIANTS: tuple[type[TokenVariant], ...] = (
-    ContentToken,
-    ReasoningToken,
-    ToolCallToken,
-    UndeterminableToken,
-)
+TokenKind = Literal["content", "reasoning", "tool_call", "undeterminable"]
+# How the agent writes each kind of generated text, and how readers tell the kind back.
+TEXT_VARIANTS: dict[TokenKind, type[TokenVariant]] = {
+    "content": ContentToken,
+    "reasoning": ReasoningToken,
+    "tool_call": ToolCallToken,
+    "undeterminable": UndeterminableToken,
+}
+TOKEN_VARIANTS: tuple[type[TokenVariant], ...] = tuple(TEXT_VARIANTS.values())
 
 
 def is_terminal(result: GeneratedTokenResult) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from paddler_tui.protocol.generated_token import TokenKind
 from paddler_tui.server.agent.engine.engine import Engine
 from paddler_tui.server.agent.engine.thread import THREAD_NAME
 from paddler_tui.server.agent.engine.types import (
@@ -24,7 +25,7 @@ from paddler_tui.server.agent.engine.types import (
     TokenSampled,
     deliver_in_place,
 )
-from paddler_tui.server.agent.output.token_classifier import Classified, Output, TokenKind
+from paddler_tui.server.agent.output.token_classifier import Classified, Output
 from tests.agent.engine_helpers import (
     ENDLESS,
     GREEDY,

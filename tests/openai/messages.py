@@ -6,8 +6,8 @@ from paddler_tui.protocol.embedding import EmbeddingResult
 from paddler_tui.protocol.envelope import EmbeddingResponse, GeneratedToken
 from paddler_tui.protocol.generated_token import Done, GeneratedTokenResult
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
+from paddler_tui.protocol.token_stream import Finished
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.balancer.openai.generation import Finished
 
 
 def token(result: GeneratedTokenResult) -> ResponseEnvelope:

@@ -9,9 +9,10 @@ import pytest
 from paddler_tui.protocol.conversation import ConversationMessage, ImageUrl, ImageUrlPart, TextPart
 from paddler_tui.protocol.generated_token import InvalidJson, ParsedToolCall, ValidJson
 from paddler_tui.protocol.requests import SamplingOverrides
+from paddler_tui.protocol.token_stream import TextPiece, ToolCalls
 from paddler_tui.server.balancer.openai.chat import ChatCompletion, chat_request_params
 from paddler_tui.server.balancer.openai.errors import OpenAIError
-from paddler_tui.server.balancer.openai.generation import GenerationEvent, TextPiece, ToolCalls
+from paddler_tui.server.balancer.openai.generation import GenerationEvent
 from paddler_tui.server.balancer.openai.models import ChatCompletionRequest
 from tests.openai.messages import finished
 

@@ -20,11 +20,9 @@ from paddler_tui.protocol.inference_socket import (
     TokenGenerationDisabledNotification,
 )
 from paddler_tui.protocol.requests import SamplingOverrides
+from paddler_tui.protocol.token_stream import Finished, TextPiece, ToolCalls
 from paddler_tui.server.balancer.openai.errors import OpenAIError
 from paddler_tui.server.balancer.openai.generation import (
-    Finished,
-    TextPiece,
-    ToolCalls,
     generation_event,
     native_tool,
     sampling_overrides,

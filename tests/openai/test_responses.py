@@ -9,8 +9,9 @@ import orjson
 from paddler_tui.protocol.conversation import ConversationMessage, ImageUrl, ImageUrlPart, TextPart
 from paddler_tui.protocol.generated_token import ParsedToolCall, ValidJson
 from paddler_tui.protocol.grammar import JsonSchemaGrammar
+from paddler_tui.protocol.token_stream import TextPiece, ToolCalls
 from paddler_tui.server.balancer.openai.errors import OpenAIError
-from paddler_tui.server.balancer.openai.generation import GenerationEvent, TextPiece, ToolCalls
+from paddler_tui.server.balancer.openai.generation import GenerationEvent
 from paddler_tui.server.balancer.openai.models import ResponsesRequest
 from paddler_tui.server.balancer.openai.responses import ResponsesOutput, responses_request_params
 from tests.openai.messages import finished

@@ -14,28 +14,23 @@ from dataclasses import dataclass
 from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.client.errors import ClientError
 from paddler_tui.client.inference_socket import RequestStream
-from paddler_tui.protocol.envelope import (
-    ContinueFromConversationHistory,
-    ErrorEnvelope,
-    GeneratedToken,
-)
-from paddler_tui.protocol.generated_token import (
-    ContentToken,
-    Done,
-    GeneratedTokenResult,
-    ReasoningToken,
-    TokenGenerationDisabled,
-    ToolCallToken,
-    UndeterminableToken,
-    is_terminal,
-)
+from paddler_tui.protocol.envelope import ContinueFromConversationHistory, ErrorDetails
+from paddler_tui.protocol.generated_token import GeneratedTokenResult, TokenGenerationDisabled
 from paddler_tui.protocol.inference_socket import (
     InferenceServerMessage,
     ResponseEnvelope,
     Timeout,
-    TooManyBufferedRequests,
 )
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
+from paddler_tui.protocol.token_stream import (
+    AgentFailure,
+    Finished,
+    RefusalReason,
+    Refused,
+    TextPiece,
+    ToolCallText,
+    read_message,
+)
 from paddler_tui.protocol.usage import TokenUsage
 
 
@@ -191,38 +186,35 @@ class Generation:
             return None
 
     def _event(self, message: InferenceServerMessage) -> GenerationEvent | None:
-        if isinstance(message, ErrorEnvelope):
-            error = message.error
-            return GenerationFailed(
-                f"{error.code}: {error.description}",
-                advice_for_error(error.code, error.description),
-                self.generated_by,
-            )
-        if not isinstance(message, ResponseEnvelope):
-            return None
-        self.generated_by = message.generated_by or self.generated_by
-        response = message.response
-        if isinstance(response, Timeout | TooManyBufferedRequests):
-            code = 504 if isinstance(response, Timeout) else 503
-            return GenerationFailed(
-                type(response).__name__, advice_for_error(code, ""), self.generated_by
-            )
-        if not isinstance(response, GeneratedToken):
-            return None
-        return self._token(response.value)
-
-    def _token(self, result: GeneratedTokenResult) -> GenerationEvent | None:
-        if isinstance(result, ContentToken | ReasoningToken | ToolCallToken | UndeterminableToken):
+        if isinstance(message, ResponseEnvelope):
+            self.generated_by = message.generated_by or self.generated_by
+        event = read_message(message)
+        # Tool-call text shows as content: the chat has no view of its own for it.
+        if isinstance(event, TextPiece | ToolCallText):
             if self._first_token_at is None:
                 self._first_token_at = self._clock()
-            if isinstance(result, ReasoningToken):
-                return ReasoningDelta(result.value)
-            return ContentDelta(result.value)
-        if isinstance(result, Done):
-            return GenerationDone(result.usage, self.generated_by, self._rate(result.usage))
-        if is_terminal(result):
-            return failure_for_token(result, self.generated_by)
+            if isinstance(event, TextPiece) and event.reasoning:
+                return ReasoningDelta(event.text)
+            return ContentDelta(event.text)
+        if isinstance(event, Finished):
+            return GenerationDone(event.usage, self.generated_by, self._rate(event.usage))
+        if isinstance(event, AgentFailure):
+            return failure_for_token(event.result, self.generated_by) if event.ends else None
+        if isinstance(event, Refused):
+            return self._refused(event.reason)
         return None
+
+    def _refused(self, reason: RefusalReason) -> GenerationFailed:
+        if isinstance(reason, ErrorDetails):
+            return GenerationFailed(
+                f"{reason.code}: {reason.description}",
+                advice_for_error(reason.code, reason.description),
+                self.generated_by,
+            )
+        code = 504 if isinstance(reason, Timeout) else 503
+        return GenerationFailed(
+            type(reason).__name__, advice_for_error(code, ""), self.generated_by
+        )
 
     def _rate(self, usage: TokenUsage) -> float | None:
         if self._first_token_at is None:

@@ -6,19 +6,17 @@ from collections import Counter
 from typing import TYPE_CHECKING
 
 from paddler_tui.protocol.generated_token import (
-    ContentToken,
+    TEXT_VARIANTS,
     Done,
     GeneratedTokenResult,
     ParsedToolCall,
-    ReasoningToken,
+    TokenKind,
     ToolCallParsed,
-    ToolCallToken,
     ToolCallValidationFailed,
-    UndeterminableToken,
     UnrecognizedToolCallFormat,
 )
 from paddler_tui.protocol.usage import TokenUsage
-from paddler_tui.server.agent.output.token_classifier import Text, TokenKind
+from paddler_tui.server.agent.output.token_classifier import Text
 from paddler_tui.server.agent.output.tool_call_parser import (
     UnrecognizedToolCallError,
     parse_tool_call_section,
@@ -29,12 +27,6 @@ if TYPE_CHECKING:
 
     from paddler_tui.server.agent.output.token_classifier import Classified, Output
     from paddler_tui.server.agent.output.tool_call_validation import ToolCallValidator
-
-_TOKEN_RESULTS: dict[TokenKind, type[ContentToken | ReasoningToken | ToolCallToken]] = {
-    "content": ContentToken,
-    "reasoning": ReasoningToken,
-    "tool_call": ToolCallToken,
-}
 
 
 class GenerationOutput:
@@ -72,10 +64,7 @@ class GenerationOutput:
         results: list[GeneratedTokenResult] = []
         for output in outputs:
             if isinstance(output, Text):
-                if output.kind == "undeterminable":
-                    results.append(UndeterminableToken(value=output.text))
-                else:
-                    results.append(_TOKEN_RESULTS[output.kind](value=output.text))
+                results.append(TEXT_VARIANTS[output.kind](value=output.text))
             elif self._validator is not None:
                 results.append(self._tool_calls(output.text, self._validator))
         return results

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias
 
+from paddler_tui.protocol.generated_token import TokenKind
 from paddler_tui.server.agent.output.token_markers import MarkerPair, Markers
 
-TokenKind = Literal["content", "reasoning", "tool_call", "undeterminable"]
 Section = Literal["content", "reasoning", "tool_call"]
 
 

@@ -14,14 +14,12 @@ from paddler_tui.protocol.conversation import (
 )
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
+from paddler_tui.protocol.token_stream import Finished, TextPiece, ToolCalls
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.openai.errors import OpenAIError
 from paddler_tui.server.balancer.openai.generation import (
     DEFAULT_MAX_TOKENS,
-    Finished,
     GenerationEvent,
-    TextPiece,
-    ToolCalls,
     function_call_message,
     native_role,
     native_tool,

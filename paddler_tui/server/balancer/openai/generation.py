@@ -1,35 +1,30 @@
 """What chat completions and responses share: building the native request, reading its stream.
 
-The balancer's messages for one request are reduced to four events (a piece of text, parsed tool
-calls, the end with its usage, a failure); each route turns those into its own wire shapes.
+A request's stream, read by ``protocol.token_stream``, is reduced to four events (a piece of
+text, parsed tool calls, the end with its usage, an OpenAI error); each route turns those into
+its own wire shapes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from paddler_tui.protocol.conversation import ConversationMessage
-from paddler_tui.protocol.envelope import EmbeddingResponse, ErrorEnvelope
-from paddler_tui.protocol.generated_token import (
-    ContentToken,
-    Done,
-    ParsedToolCall,
-    ReasoningToken,
-    ToolCallParsed,
-    UndeterminableToken,
-    ValidJson,
-)
-from paddler_tui.protocol.inference_socket import (
-    InferenceServerMessage,
-    ServerNotificationEnvelope,
-    Timeout,
-    TooManyBufferedRequests,
-)
+from paddler_tui.protocol.envelope import EmbeddingResponse, ErrorDetails
+from paddler_tui.protocol.generated_token import ParsedToolCall, ValidJson
+from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
 from paddler_tui.protocol.requests import SamplingOverrides
+from paddler_tui.protocol.token_stream import (
+    AgentFailure,
+    Finished,
+    Refused,
+    TextPiece,
+    ToolCalls,
+    read_message,
+)
 from paddler_tui.protocol.tool import FunctionDefinition, Tool, ToolParametersSchema
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.openai.errors import (
@@ -48,22 +43,6 @@ DEFAULT_MAX_TOKENS = 2000
 _SCHEMA_KEYS = ("properties", "required", "additionalProperties")
 
 
-@dataclass(frozen=True, slots=True)
-class TextPiece:
-    text: str
-    reasoning: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ToolCalls:
-    calls: list[ParsedToolCall]
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    usage: TokenUsage
-
-
 GenerationEvent = TextPiece | ToolCalls | Finished | OpenAIError
 
 
@@ -72,27 +51,23 @@ def generation_event(message: InferenceServerMessage) -> GenerationEvent | None:
 
     Raw tool-call text is dropped: the parsed calls follow it.
     """
-    if isinstance(message, ErrorEnvelope):
-        return from_error_envelope(message.error)
-    if isinstance(message, ServerNotificationEnvelope):
-        return None
-    response = message.response
-    if isinstance(response, Timeout | TooManyBufferedRequests):
-        return from_unsent_response(response)
-    if isinstance(response, EmbeddingResponse):
+    if isinstance(message, ResponseEnvelope) and isinstance(message.response, EmbeddingResponse):
         return OpenAIError(
             500, "unexpected embedding result for a generation request", error_type=INVALID_REQUEST
         )
-    result = response.value
-    if isinstance(result, ContentToken | UndeterminableToken):
-        return TextPiece(result.value, reasoning=False)
-    if isinstance(result, ReasoningToken):
-        return TextPiece(result.value, reasoning=True)
-    if isinstance(result, ToolCallParsed):
-        return ToolCalls(result.value) if result.value else None
-    if isinstance(result, Done):
-        return Finished(result.usage)
-    return from_token_result(result)
+    event = read_message(message)
+    if isinstance(event, TextPiece | Finished):
+        return event
+    if isinstance(event, ToolCalls):
+        return event if event.calls else None
+    if isinstance(event, AgentFailure):
+        return from_token_result(event.result)
+    if isinstance(event, Refused):
+        reason = event.reason
+        if isinstance(reason, ErrorDetails):
+            return from_error_envelope(reason)
+        return from_unsent_response(reason)
+    return None
 
 
 def was_cut_short(usage: TokenUsage, max_tokens: int) -> bool:

@@ -20,13 +20,12 @@ from paddler_tui.protocol.conversation import (
 )
 from paddler_tui.protocol.grammar import JsonSchemaGrammar
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
+from paddler_tui.protocol.token_stream import Finished, TextPiece
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.openai.errors import RATE_LIMIT, OpenAIError
 from paddler_tui.server.balancer.openai.generation import (
     DEFAULT_MAX_TOKENS,
-    Finished,
     GenerationEvent,
-    TextPiece,
     function_call_message,
     native_role,
     native_tool,
