@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from paddler_tui.protocol.generated_token import ChatTemplateError, TokenGenerationDisabled
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.ui.chat_text import (
@@ -12,14 +14,19 @@ from paddler_tui.ui.chat_text import (
     history,
     title_from_prompt,
 )
-from paddler_tui.ui.conversation_store import Conversation, ConversationSettings, StoredMessage
+from paddler_tui.ui.conversation_store import (
+    Conversation,
+    ConversationSettings,
+    Role,
+    StoredMessage,
+)
 from paddler_tui.ui.generation import advice_for_error, failure_for_token
 
 SETTINGS = ConversationSettings(system_prompt="Be brief.", max_tokens=64, enable_thinking=False)
 
 
-def message(role: str, content: str, **fields: object) -> StoredMessage:
-    return StoredMessage(role=role, content=content, id=1, conversation_id=1, **fields)  # type: ignore[arg-type]
+def message(role: Role, content: str, **fields: Any) -> StoredMessage:
+    return StoredMessage(role=role, content=content, id=1, conversation_id=1, **fields)
 
 
 def test_titles() -> None:
