@@ -30,7 +30,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check paddler_tui tests snapshots bench
 
 typecheck: $(STAMP)
-	$(BIN)/mypy --strict paddler_tui
+	$(BIN)/mypy --strict paddler_tui tests bench snapshots
 
 pytest: $(STAMP)
 	@# The real-terminal test drives the TUI in tmux.

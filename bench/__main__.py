@@ -8,6 +8,7 @@ others still run; the exit status is 1 if any failed.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import sys
@@ -31,7 +32,16 @@ SUMMARIZED = ("balancer_relay", "cluster_load", "end_to_end", "memory", "monitor
 
 
 def main(argv: list[str]) -> int:
-    names = argv or list(BENCHES)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__.splitlines()[0] if __doc__ else None
+    )
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benches to run (default: all): {', '.join(BENCHES)}",
+    )
+    names = parser.parse_args(argv).names or list(BENCHES)
     unknown = sorted(set(names) - set(BENCHES))
     if unknown:
         print(f"unknown benches: {', '.join(unknown)}; known: {', '.join(BENCHES)}")

@@ -15,7 +15,8 @@ The same four greedy 128-token requests run:
 
 The setups take turns within each of ``--repeats`` rounds and the best round of each counts,
 so a noisy moment on the machine hits all alike. Extra buffer types (weight repacking) are off
-on every side only where the agent's probe says they crash on this host.
+on every side only where the agent's probe says they crash on this host
+(:mod:`bench.engine_bench`).
 
 Aggregate tokens/s = generated tokens / wall time of the whole run (prompt processing
 included). The prompts ask for long texts so that greedy decoding runs the full 128 tokens; the
@@ -23,46 +24,32 @@ run reports the generated counts, and any request that ends early (EOG) simply c
 fewer tokens, so the rates stay honest. Penalties are off so both sides pick the argmax and the
 outputs can be compared token for token.
 
-Run: ``python bench/agent_throughput.py`` (writes ``bench/results/agent_throughput.json``).
+Run: ``python -m bench.agent_throughput`` (writes ``bench/results/agent_throughput.json``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import shutil
 import statistics
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import extra_buffers_verdict, machine, print_machine
+from bench.common import take_turns
+from bench.engine_bench import GREEDY, BenchModel, Generation, chat_prompt, loaded, options
 from bench.llama_baseline import Child, child
 from bench.llama_server import LlamaServer, build, llama_server, server_args
-from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine.engine import Engine
-from paddler_tui.server.agent.engine.model import default_thread_count
-from paddler_tui.server.agent.engine.types import (
-    EngineEvent,
-    EngineSettings,
-    EventSink,
-    GenerationJob,
-    JobFailed,
-    JobFinished,
-    SamplingSettings,
-    TokenSampled,
-)
+from paddler_tui.server.agent.engine.types import GenerationJob
 
-RESULTS = Path(__file__).resolve().parent / "results" / "agent_throughput.json"
 SLOTS = 4
+CONCURRENCY = (1, 2, 4)
 PROMPTS = (
     "Write a very long and detailed story about a lighthouse keeper who finds a message in a "
     "bottle. Describe every day of his life in detail.",
@@ -73,20 +60,7 @@ PROMPTS = (
     "Write a long travel guide to Japan covering every region, its food, culture, history and "
     "the best places to visit.",
 )
-GREEDY = SamplingSettings(
-    temperature=0.0,
-    top_k=80,
-    top_p=0.8,
-    min_p=0.05,
-    penalty_last_n=0,
-    penalty_repeat=1.0,
-    penalty_frequency=0.0,
-    penalty_presence=0.0,
-)
-
-
-def chat_prompt(text: str) -> str:
-    return f"<|im_start|>user\n{text}<|im_end|>\n<|im_start|>assistant\n"
+CHATS = tuple(chat_prompt([("user", text)]) for text in PROMPTS)
 
 
 @dataclass
@@ -104,42 +78,22 @@ class RunResult:
 def run_engine_wave(engine: Engine, prompts: list[list[int]], max_tokens: int) -> RunResult:
     """Submit all prompts at once and wait for every one to end."""
     done = threading.Semaphore(0)
-    pieces: list[list[str]] = [[] for _ in prompts]
-    generated = [0] * len(prompts)
-    failures: list[JobFailed] = []
-
-    def sink_for(index: int) -> EventSink:
-        # Called on the engine thread: record, never raise.
-        def sink(event: EngineEvent) -> None:
-            if isinstance(event, TokenSampled):
-                pieces[index].append(event.piece)
-                return
-            if isinstance(event, JobFinished):
-                generated[index] = event.generated_tokens
-            else:
-                failures.append(event)
-            done.release()
-
-        return sink
-
+    jobs = [Generation(done.release) for _ in prompts]
     started = time.perf_counter()
-    for index, tokens in enumerate(prompts):
+    for index, (tokens, sink) in enumerate(zip(prompts, jobs, strict=True)):
         job = GenerationJob(
             job_id=f"bench-{index}", prompt_tokens=tokens, max_tokens=max_tokens, sampling=GREEDY
         )
-        engine.submit(job, sink_for(index))
+        engine.submit(job, sink)
     for _ in prompts:
         done.acquire()
     seconds = time.perf_counter() - started
-    if failures:
-        raise SystemExit(f"bench job failed: {failures[0]}")
-    return RunResult(len(prompts), seconds, generated, ["".join(p) for p in pieces])
+    generated = [job.finished().generated_tokens for job in jobs]
+    return RunResult(len(prompts), seconds, generated, [job.text for job in jobs])
 
 
 def run_engine(engine: Engine, concurrency: int, max_tokens: int) -> RunResult:
-    prompts = [
-        engine.tokenize(chat_prompt(text), add_bos=True, parse_special=True) for text in PROMPTS
-    ]
+    prompts = [engine.tokenize(chat, add_bos=True, parse_special=True) for chat in CHATS]
     seconds = 0.0
     generated: list[int] = []
     texts: list[str] = []
@@ -152,9 +106,7 @@ def run_engine(engine: Engine, concurrency: int, max_tokens: int) -> RunResult:
 
 
 def run_llama_sequential(llama: Child, max_tokens: int) -> RunResult:
-    answer = llama.call(
-        {"prompts": [chat_prompt(text) for text in PROMPTS], "max_tokens": max_tokens}
-    )
+    answer = llama.call({"prompts": list(CHATS), "max_tokens": max_tokens})
     # The child's own timing of each completion: no pipe, no gaps between requests.
     return RunResult(1, sum(answer["seconds"]), answer["generated"], answer["texts"])
 
@@ -169,7 +121,7 @@ def run_server(url: str, concurrency: int, max_tokens: int) -> RunResult:
 
         def one(index: int) -> None:
             body = {
-                "prompt": chat_prompt(PROMPTS[index]),
+                "prompt": CHATS[index],
                 "n_predict": max_tokens,
                 "temperature": 0.0,
                 "repeat_penalty": 1.0,
@@ -194,25 +146,23 @@ def run_server(url: str, concurrency: int, max_tokens: int) -> RunResult:
 
 
 @contextlib.contextmanager
-def maybe_server(
-    binary: str | None, model: str, args: argparse.Namespace, repack: bool
-) -> Iterator[LlamaServer | None]:
+def maybe_server(binary: str | None, model: BenchModel) -> Iterator[LlamaServer | None]:
     if binary is None:
         yield None
         return
     path = build() if binary == "build" else Path(shutil.which(binary) or binary)
     command = server_args(
-        model,
+        model.path,
         slots=SLOTS,
-        threads=args.threads,
-        context_size=args.context_size,
+        threads=model.threads,
+        context_size=model.context_size,
         cache_type="q8_0",  # the engine's (Paddler's) default KV cache type
-        no_repack=not repack,
+        no_repack=not model.extra_buffers,
     )
     with (
         tempfile.TemporaryDirectory(prefix="bench-llama-server-") as directory,
         llama_server(
-            [*command, "-b", str(args.n_batch)], log=Path(directory) / "log", binary=path
+            [*command, "-b", str(model.n_batch)], log=Path(directory) / "log", binary=path
         ) as server,
     ):
         yield server
@@ -223,56 +173,44 @@ def best_of(runs: list[RunResult]) -> RunResult:
 
 
 def measure(
-    settings: EngineSettings, args: argparse.Namespace, repack: bool
+    model: BenchModel, args: argparse.Namespace
 ) -> tuple[RunResult, dict[int, RunResult], dict[str, RunResult] | None]:
     """The best run of each setup: Llama, the engine at 1, 2, 4 and llama-server at 1, 2, 4."""
-    model = settings.model_path
-    setup = {
-        "model": model,
-        "context_size": args.context_size,
-        "n_batch": args.n_batch,
-        "threads": args.threads,
-        "kv_cache_dtype": settings.k_cache_dtype,
-        "extra_buffers": repack,
-        "warm_up": [chat_prompt(PROMPTS[0])],
-    }
-    engine = Engine.load(settings)
-    baseline_runs: list[RunResult] = []
-    engine_tries: dict[int, list[RunResult]] = {1: [], 2: [], 4: []}
-    server_tries: dict[int, list[RunResult]] = {1: [], 2: [], 4: []}
-    try:
-        with (
-            child("bench.llama_baseline:llama_completer", setup) as llama,
-            maybe_server(args.llama_server, model, args, repack) as server,
-        ):
-            run_engine(engine, SLOTS, 16)  # warm-ups (the child warmed up as it started)
-            if server is not None:
-                run_server(server.url, SLOTS, 16)
-            # Setups take turns within each repeat, so a noisy moment hits all alike.
-            for _ in range(args.repeats):
-                baseline_runs.append(run_llama_sequential(llama, args.tokens))
-                for concurrency, tries in engine_tries.items():
-                    tries.append(run_engine(engine, concurrency, args.tokens))
-                if server is not None:
-                    for concurrency, tries in server_tries.items():
-                        tries.append(run_server(server.url, concurrency, args.tokens))
-    finally:
-        engine.close()
+    settings = model.engine_settings(slots=SLOTS)
+    setup = model.llama_setup(kv_cache_dtype=settings.k_cache_dtype, warm_up=[CHATS[0]])
+    with (
+        loaded(settings) as engine,
+        child("bench.llama_baseline:llama_completer", setup) as llama,
+        maybe_server(args.llama_server, model) as server,
+    ):
+        run_engine(engine, SLOTS, 16)  # warm-ups (the child warmed up as it started)
+        setups: dict[str, Callable[[], RunResult]] = {
+            "llama": partial(run_llama_sequential, llama, args.tokens)
+        }
+        for concurrency in CONCURRENCY:
+            setups[f"engine {concurrency}"] = partial(run_engine, engine, concurrency, args.tokens)
+        if server is not None:
+            run_server(server.url, SLOTS, 16)
+            for concurrency in CONCURRENCY:
+                setups[f"server {concurrency}"] = partial(
+                    run_server, server.url, concurrency, args.tokens
+                )
+        runs = take_turns(args.repeats, setups)
+    engine_runs = {c: best_of(runs[f"engine {c}"]) for c in CONCURRENCY}
     server_runs = (
-        {str(c): best_of(tries) for c, tries in server_tries.items()} if args.llama_server else None
+        {str(c): best_of(runs[f"server {c}"]) for c in CONCURRENCY} if server is not None else None
     )
-    engine_runs = {concurrency: best_of(tries) for concurrency, tries in engine_tries.items()}
-    return best_of(baseline_runs), engine_runs, server_runs
+    return best_of(runs["llama"]), engine_runs, server_runs
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--model", default=None, help="GGUF path (default: SmolLM2-135M)")
+    parser = options(
+        __doc__.splitlines()[0] if __doc__ else None,
+        "agent_throughput",
+        context_size=2048,
+        repeats=3,
+    )
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--threads", type=int, default=default_thread_count())
-    parser.add_argument("--context-size", type=int, default=2048)
-    parser.add_argument("--n-batch", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=3, help="runs per setup; the best counts")
     parser.add_argument(
         "--llama-server",
         nargs="?",
@@ -280,31 +218,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="also llama-server: the built one (no PATH) or the binary at PATH",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    model = args.model or str(default_model_path())
-    repack, repack_reason = extra_buffers_verdict(model)
-
-    settings = EngineSettings(
-        model_path=model,
-        slots=SLOTS,
-        context_size=args.context_size,
-        n_batch=args.n_batch,
-        n_threads=args.threads,
-        use_extra_buffers=repack,
-    )
-    baseline, engine_runs, server_runs = measure(settings, args, repack)
+    model = BenchModel.from_args(args)
+    baseline, engine_runs, server_runs = measure(model, args)
 
     base_rate = baseline.tokens_per_second
     same_text = sum(
         a == b for a, b in zip(engine_runs[1].texts, baseline.texts, strict=True)
     ) / len(PROMPTS)
-    print_machine()
-    print(f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens/request")
-    print(f"extra buffer types: {'on' if repack else 'off'} ({repack_reason})")
+    model.print_header(f"{args.tokens} tokens/request")
     print(f"{'setup':<34}{'tokens':>8}{'seconds':>10}{'tok/s':>10}{'x base':>9}")
     rows = [("Llama (own process), sequential", baseline)] + [
-        (f"engine (in-process), {c} concurrent", engine_runs[c]) for c in (1, 2, 4)
+        (f"engine (in-process), {c} concurrent", engine_runs[c]) for c in CONCURRENCY
     ]
     rows += [(f"llama-server, {c} concurrent", run) for c, run in (server_runs or {}).items()]
     for name, run in rows:
@@ -318,31 +243,21 @@ def main(argv: list[str] | None = None) -> int:
     print(f"single stream vs baseline: {ratio_1:.3f} (target >= 0.95)")
     print(f"greedy texts identical to the baseline: {same_text:.0%}")
 
-    report = {
-        "machine": machine(),
-        "model": Path(model).name,
-        "threads": args.threads,
-        "context_size": args.context_size,
-        "n_batch": args.n_batch,
-        "tokens_per_request": args.tokens,
-        "requests": len(PROMPTS),
-        "repeats": args.repeats,
-        "baseline_sequential": _summary(baseline),
-        "engine": {str(c): _summary(run) for c, run in engine_runs.items()},
-        "extra_buffers": {"enabled": repack, "reason": repack_reason},
-        "llama_server": (
-            {c: _summary(run) for c, run in server_runs.items()} if server_runs else None
-        ),
-        "ratio_4_concurrent_vs_baseline": round(ratio_4, 3),
-        "ratio_single_vs_baseline": round(ratio_1, 3),
-        "greedy_texts_identical_fraction": same_text,
-        "median_engine_tokens_per_second": statistics.median(
+    model.write_report(
+        args.output,
+        tokens_per_request=args.tokens,
+        requests=len(PROMPTS),
+        repeats=args.repeats,
+        baseline_sequential=_summary(baseline),
+        engine={str(c): _summary(run) for c, run in engine_runs.items()},
+        llama_server={c: _summary(run) for c, run in server_runs.items()} if server_runs else None,
+        ratio_4_concurrent_vs_baseline=round(ratio_4, 3),
+        ratio_single_vs_baseline=round(ratio_1, 3),
+        greedy_texts_identical_fraction=same_text,
+        median_engine_tokens_per_second=statistics.median(
             run.tokens_per_second for run in engine_runs.values()
         ),
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    )
     return 0
 
 

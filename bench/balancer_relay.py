@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from typing import TypedDict
 
-from bench.common import Row, percentile, print_table, write_results
+from bench.common import Row, percentile, publish
 from bench.relay_clients import RunStats, balancer_request, direct_request, run_clients
 from bench.relay_cluster import RelayCluster, relay_cluster
 
@@ -29,6 +30,19 @@ CLIENTS = (1, 8, 64)
 TARGET_TOKENS_PER_S = 50_000
 TARGET_ADDED_P99_MS = 2.0
 LATENCY_CLIENTS = 8
+
+
+class Percentiles(TypedDict):
+    p50: float
+    p99: float
+
+
+class ClientsResult(TypedDict):
+    """One number of clients: the best tokens/s of each path, and each path's latency in ms."""
+
+    tokens_per_second: float
+    direct_tokens_per_second: float
+    latency_ms: dict[str, Percentiles]
 
 
 async def flood(relay: RelayCluster, clients: int, tokens: int, *, direct: bool) -> RunStats:
@@ -52,9 +66,9 @@ async def paced(
     return await run_clients(relay.balancer_url, frames, compression=None)
 
 
-async def measure(relay: RelayCluster, args: argparse.Namespace) -> dict[str, dict[str, object]]:
+async def measure(relay: RelayCluster, args: argparse.Namespace) -> dict[str, ClientsResult]:
     await flood(relay, 8, args.tokens // 10, direct=False)  # warm-up
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, ClientsResult] = {}
     for clients in CLIENTS:
         through: list[float] = []
         straight: list[float] = []
@@ -86,23 +100,23 @@ async def measure(relay: RelayCluster, args: argparse.Namespace) -> dict[str, di
     return results
 
 
-def table(results: dict[str, dict[str, object]]) -> list[Row]:
+def table(results: dict[str, ClientsResult]) -> list[Row]:
     rows: list[Row] = []
     for clients in CLIENTS:
         result = results[str(clients)]
-        rate = float(result["tokens_per_second"])  # type: ignore[arg-type]
+        rate = result["tokens_per_second"]
         rows.append(
             Row(
                 f"tokens/s, {clients} clients (baseline: direct)",
                 rate,
                 "tokens/s",
-                float(result["direct_tokens_per_second"]),  # type: ignore[arg-type]
+                result["direct_tokens_per_second"],
                 f">= {TARGET_TOKENS_PER_S:,}",
                 rate >= TARGET_TOKENS_PER_S,
             )
         )
     for clients in CLIENTS:
-        latency: dict[str, dict[str, float]] = results[str(clients)]["latency_ms"]  # type: ignore[assignment]
+        latency = results[str(clients)]["latency_ms"]
         for name in ("p50", "p99"):
             added = latency["balancer"][name] - latency["direct"][name]
             targeted = clients == LATENCY_CLIENTS and name == "p99"
@@ -130,13 +144,12 @@ def main(argv: list[str] | None = None) -> int:
         results = asyncio.run(measure(relay, args))
     rows = table(results)
     settings = {"tokens": args.tokens, "rate": args.rate, "seconds": args.seconds}
-    path = write_results(
+    publish(
         "balancer_relay",
+        "balancer relay (fake agent, real balancer)",
         {"settings": {**settings, "repeats": args.repeats}, "clients": results},
         rows,
     )
-    print_table("balancer relay (fake agent, real balancer)", rows)
-    print(f"\nwritten to {path}")
     return 0
 
 

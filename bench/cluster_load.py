@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 
 from websockets.asyncio.client import connect
 
-from bench.common import Row, cluster, extra_buffers_verdict, percentile, print_table, write_results
+from bench.common import Row, cluster, extra_buffers_verdict, percentile, publish, take_turns
+from bench.engine_bench import Generation
 from bench.llama_baseline import Handler, Json, child
 from paddler_tui.models import default_model_path
 from paddler_tui.protocol.envelope import GeneratedToken
@@ -144,35 +145,14 @@ def engine_loader(setup: Json) -> Handler:
 
 
 def engine_load(engine: Engine, requests: int, max_tokens: int) -> LoadResult:
-    from paddler_tui.server.agent.engine.types import (
-        EngineEvent,
-        EventSink,
-        GenerationJob,
-        JobFinished,
-        TokenSampled,
-    )
+    from paddler_tui.server.agent.engine.types import GenerationJob
 
     parameters = deterministic_state().inference_parameters
     slots = AGENTS * SLOTS
     assert engine.chat_template is not None
     template = ChatTemplate.compile(engine.chat_template)
     finished = threading.Semaphore(0)
-    first: dict[int, float] = {}
-    generated: dict[int, int] = {}
-    failures: list[object] = []
-
-    def sink_for(index: int) -> EventSink:
-        def sink(event: EngineEvent) -> None:  # the engine thread: record, never raise
-            if isinstance(event, TokenSampled):
-                first.setdefault(index, time.perf_counter())
-                return
-            if isinstance(event, JobFinished):
-                generated[index] = event.generated_tokens
-            else:
-                failures.append(event)
-            finished.release()
-
-        return sink
+    sinks = [Generation(finished.release) for _ in range(requests)]
 
     def job(index: int) -> GenerationJob:
         prompt = template.render(
@@ -195,18 +175,21 @@ def engine_load(engine: Engine, requests: int, max_tokens: int) -> LoadResult:
     started = time.perf_counter()
     waiting = list(range(requests))
     for index in waiting[:slots]:
-        engine.submit(job(index), sink_for(index))
+        engine.submit(job(index), sinks[index])
     del waiting[:slots]
     for _ in range(requests):
         finished.acquire()
         if waiting:
             index = waiting.pop(0)
-            engine.submit(job(index), sink_for(index))
+            engine.submit(job(index), sinks[index])
     seconds = time.perf_counter() - started
-    if failures:
-        raise RuntimeError(f"an engine job failed: {failures[0]}")
-    outcomes = [Outcome(first[i] - started, generated[i]) for i in range(requests)]
-    return LoadResult(seconds, outcomes)
+    return LoadResult(seconds, [outcome(sink, started) for sink in sinks])
+
+
+def outcome(sink: Generation, started: float) -> Outcome:
+    generated = sink.finished().generated_tokens
+    assert sink.first_token_at is not None, "a request without a token"
+    return Outcome(sink.first_token_at - started, generated)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,8 +200,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     repack, _ = extra_buffers_verdict(str(default_model_path()))
 
-    cluster_runs: list[dict[str, float]] = []
-    engine_runs: list[dict[str, float]] = []
     setup = {"threads": AGENTS, "extra_buffers": repack}
     with cluster() as made, child("bench.cluster_load:engine_loader", setup) as engine:
         # Every request waits its turn: none may time out in the buffer.
@@ -228,13 +209,16 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         url = made.b.inference_socket_url
         asyncio.run(cluster_load(url, AGENTS * SLOTS, 8))  # warm-up
-        for _ in range(args.rounds):
-            cluster_runs.append(
-                asyncio.run(cluster_load(url, args.requests, args.tokens)).summary()
-            )
-            engine_runs.append(engine.call({"requests": args.requests, "max_tokens": args.tokens}))
-    through = max(cluster_runs, key=lambda run: run["tokens_per_second"])
-    straight = max(engine_runs, key=lambda run: run["tokens_per_second"])
+        load = {"requests": args.requests, "max_tokens": args.tokens}
+
+        def through_cluster() -> dict[str, float]:
+            return asyncio.run(cluster_load(url, args.requests, args.tokens)).summary()
+
+        runs = take_turns(
+            args.rounds, {"cluster": through_cluster, "engine": lambda: engine.call(load)}
+        )
+    through = max(runs["cluster"], key=lambda run: run["tokens_per_second"])
+    straight = max(runs["engine"], key=lambda run: run["tokens_per_second"])
 
     baseline = "(baseline: one engine, own process)"
     rows = [
@@ -247,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         Row(f"time to first token p99 {baseline}", through["ttft_p99_s"], "s",
             straight["ttft_p99_s"]),
     ]  # fmt: skip
-    path = write_results(
+    publish(
         "cluster_load",
+        f"{args.requests} concurrent chat requests, 2 agents x 2 slots, SmolLM2",
         {
             "settings": {
                 "requests": args.requests,
@@ -257,12 +242,10 @@ def main(argv: list[str] | None = None) -> int:
             },
             "cluster": {"agents": AGENTS, "slots_each": SLOTS, "threads_each": 1, **through},
             "engine": {"slots": AGENTS * SLOTS, "threads": AGENTS, "process": "own", **straight},
-            "rounds": {"cluster": cluster_runs, "engine": engine_runs},
+            "rounds": runs,
         },
         rows,
     )
-    print_table(f"{args.requests} concurrent chat requests, 2 agents x 2 slots, SmolLM2", rows)
-    print(f"\nwritten to {path}")
     return 0
 
 

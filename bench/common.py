@@ -1,4 +1,5 @@
-"""What the cluster benches share: machine info, results files, the comparison table, clusters.
+"""What every bench shares: machine info, setups taking turns, results files, the comparison
+table, clusters.
 
 Clusters come from the test suite's :mod:`tests.support.cluster` (real ``paddler-tui``
 subprocesses on free loopback ports), so benches and tests start processes the same way.
@@ -13,13 +14,16 @@ import math
 import os
 import platform
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from tests.support.cluster import Cluster, cluster_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+T = TypeVar("T")
 
 
 def cpu() -> tuple[str, list[str]]:
@@ -76,6 +80,16 @@ def extra_buffers_verdict(model: str) -> tuple[bool, str]:
     return verdict.enabled, verdict.reason
 
 
+def take_turns(rounds: int, setups: Mapping[str, Callable[[], T]]) -> dict[str, list[T]]:
+    """Every setup's runs: each setup runs once a round, in turn, for ``rounds`` rounds, so a
+    noisy moment on the machine hits every setup alike."""
+    runs: dict[str, list[T]] = {name: [] for name in setups}
+    for _ in range(rounds):
+        for name, run in setups.items():
+            runs[name].append(run())
+    return runs
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1); NaN for no values."""
     if not values:
@@ -124,12 +138,23 @@ def print_table(title: str, rows: Sequence[Row]) -> None:
         )
 
 
+def write_document(path: Path, document: Mapping[str, object]) -> None:
+    """A results file: ``document`` as indented JSON, its directory made if need be."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
 def write_results(name: str, data: dict[str, object], rows: Sequence[Row]) -> Path:
     path = RESULTS / f"{name}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"machine": machine(), **data, "table": [asdict(row) for row in rows]}
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    write_document(path, {"machine": machine(), **data, "table": [asdict(row) for row in rows]})
     return path
+
+
+def publish(name: str, title: str, data: dict[str, object], rows: Sequence[Row]) -> None:
+    """A cluster bench's ending: its results file written, its table printed, the file named."""
+    path = write_results(name, data, rows)
+    print_table(title, rows)
+    print(f"\nwritten to {path}")
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ The same 256 short documents are embedded with mean pooling:
 
 The two take turns within each of ``--repeats`` rounds and the best round of each counts.
 Extra buffer types (weight repacking) are off on both sides only where the agent's probe says
-they crash on this host.
+they crash on this host (:mod:`bench.engine_bench`).
 
 Documents per second = 256 / wall time. Both sides must produce the same vectors (cosine
 similarity ~1), which the run checks.
@@ -24,41 +24,34 @@ set is the same words in reverse order, so documents hardly share a start: it sh
 alone gives (in this llama.cpp build embeddings mode still computes the vocabulary logits for
 every token, which costs about 12% and cannot be turned off through its API).
 
-Run: ``python bench/embeddings.py`` (writes ``bench/results/embeddings.json``).
+Run: ``python -m bench.embeddings`` (writes ``bench/results/embeddings.json``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import threading
 import time
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import extra_buffers_verdict, machine, print_machine
+from bench.common import take_turns
+from bench.engine_bench import BenchModel, loaded, options
 from bench.llama_baseline import Child, child
-from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine.engine import Engine
-from paddler_tui.server.agent.engine.model import default_thread_count
 from paddler_tui.server.agent.engine.types import (
     DocumentEmbedded,
     EmbeddingJob,
     EngineEvent,
-    EngineSettings,
     JobFailed,
 )
 
-RESULTS = Path(__file__).resolve().parent / "results" / "embeddings.json"
 SLOTS = 4
 SUBJECTS = ("The cat", "A rocket", "My neighbour", "The river", "An old clock", "The market")
 VERBS = ("quietly watched", "slowly crossed", "loudly praised", "carefully fixed")
 OBJECTS = ("the empty street", "a broken bridge", "the winter garden", "an ancient map")
+
+Vectors = list[list[float]]
 
 
 def documents(count: int) -> list[str]:
@@ -72,7 +65,7 @@ def reversed_words(texts: list[str]) -> list[str]:
     return [" ".join(reversed(text.split())) for text in texts]
 
 
-def run_engine(engine: Engine, texts: list[str]) -> tuple[float, list[list[float]]]:
+def run_engine(engine: Engine, texts: list[str]) -> tuple[float, Vectors]:
     vectors: dict[str, list[float]] = {}
     failures: list[EngineEvent] = []
     done = threading.Event()
@@ -91,35 +84,35 @@ def run_engine(engine: Engine, texts: list[str]) -> tuple[float, list[list[float
     done.wait()
     seconds = time.perf_counter() - started
     if failures or len(vectors) != len(texts):
-        raise SystemExit(f"bench job failed: {failures or len(vectors)}")
+        raise RuntimeError(f"bench job failed: {failures or len(vectors)}")
     return seconds, [vectors[str(n)] for n in range(len(texts))]
 
 
-def run_llama(llama: Child, texts: list[str], *, vectors: bool) -> tuple[float, list[list[float]]]:
+def run_llama(llama: Child, texts: list[str], *, vectors: bool) -> tuple[float, Vectors]:
     """The child's own timing of one ``embed`` call; the vectors only when asked for."""
     answer = llama.call({"texts": texts, "vectors": vectors})
     return float(answer["seconds"]), answer["vectors"] or []
 
 
 def compare(engine: Engine, llama: Child, texts: list[str], repeats: int) -> dict[str, Any]:
-    """Best of ``repeats`` runs of each setup; the setups take turns, so a noisy moment on the
-    machine hits both alike."""
-    engine_seconds: list[float] = []
-    llama_seconds: list[float] = []
-    llama_vectors: list[list[float]] = []
-    for repeat in range(repeats):
-        seconds, engine_vectors = run_engine(engine, texts)
-        engine_seconds.append(seconds)
-        # The vectors once (the last round): megabytes of JSON through a pipe.
-        seconds, vectors = run_llama(llama, texts, vectors=repeat == repeats - 1)
-        llama_vectors = vectors or llama_vectors
-        llama_seconds.append(seconds)
-    engine_rate = len(texts) / min(engine_seconds)
-    llama_rate = len(texts) / min(llama_seconds)
+    """Best of ``repeats`` rounds of each setup, the setups taking turns."""
+    # The vectors once (the first round): megabytes of JSON through a pipe, which the child's
+    # own timing leaves out.
+    rounds = iter(range(repeats))
+
+    def llama_run() -> tuple[float, Vectors]:
+        return run_llama(llama, texts, vectors=next(rounds) == 0)
+
+    runs = take_turns(repeats, {"engine": lambda: run_engine(engine, texts), "llama": llama_run})
+    engine_seconds = min(seconds for seconds, _ in runs["engine"])
+    llama_seconds = min(seconds for seconds, _ in runs["llama"])
+    engine_rate = len(texts) / engine_seconds
+    llama_rate = len(texts) / llama_seconds
+    (_, engine_vectors), (_, llama_vectors) = runs["engine"][-1], runs["llama"][0]
     agreement = min(cosine(a, b) for a, b in zip(engine_vectors, llama_vectors, strict=True))
     return {
-        "llama_embed": {"seconds": round(min(llama_seconds), 4), "docs_per_second": llama_rate},
-        "engine": {"seconds": round(min(engine_seconds), 4), "docs_per_second": engine_rate},
+        "llama_embed": {"seconds": round(llama_seconds, 4), "docs_per_second": llama_rate},
+        "engine": {"seconds": round(engine_seconds, 4), "docs_per_second": engine_rate},
         "ratio_engine_vs_llama_embed": round(engine_rate / llama_rate, 3),
         "lowest_cosine_similarity": round(agreement, 6),
     }
@@ -131,61 +124,39 @@ def cosine(left: list[float], right: list[float]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--model", default=None, help="GGUF path (default: SmolLM2-135M)")
+    parser = options(
+        __doc__.splitlines()[0] if __doc__ else None, "embeddings", context_size=8192, repeats=5
+    )
     parser.add_argument("--documents", type=int, default=256)
-    parser.add_argument("--threads", type=int, default=default_thread_count())
-    parser.add_argument("--context-size", type=int, default=8192)
-    parser.add_argument("--n-batch", type=int, default=2048)
-    parser.add_argument("--repeats", type=int, default=5, help="runs per setup; the best counts")
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    model = args.model or str(default_model_path())
+    model = BenchModel.from_args(args)
     texts = documents(args.documents)
 
-    repack, repack_reason = extra_buffers_verdict(model)
-
-    settings = EngineSettings(
-        model_path=model,
-        slots=SLOTS,
-        context_size=args.context_size,
-        n_batch=args.n_batch,
-        n_threads=args.threads,
-        enable_embeddings=True,
-        pooling_type="Mean",
-        use_extra_buffers=repack,
+    settings = replace(
+        model.engine_settings(slots=SLOTS), enable_embeddings=True, pooling_type="Mean"
     )
-    llama_setup = {
-        "model": model,
-        "context_size": args.context_size,
-        "n_batch": args.n_batch,
-        "threads": args.threads,
-        "kv_cache_dtype": settings.k_cache_dtype,
-        "extra_buffers": repack,
-        "warm_up": texts[:8],
-    }
-    engine = Engine.load(settings)
-    try:
-        with child("bench.llama_baseline:llama_embedder", llama_setup) as llama:
-            run_engine(engine, texts[:8])  # warm-up (the child warmed up as it started)
-            sets = {
-                "templated": compare(engine, llama, texts, args.repeats),
-                "no_common_start": compare(engine, llama, reversed_words(texts), args.repeats),
-            }
-    finally:
-        engine.close()
+    setup = model.llama_setup(kv_cache_dtype=settings.k_cache_dtype, warm_up=texts[:8])
+    with (
+        loaded(settings) as engine,
+        child("bench.llama_baseline:llama_embedder", setup) as llama,
+    ):
+        run_engine(engine, texts[:8])  # warm-up (the child warmed up as it started)
+        sets = {
+            "templated": compare(engine, llama, texts, args.repeats),
+            "no_common_start": compare(engine, llama, reversed_words(texts), args.repeats),
+        }
 
-    print_machine()
-    print(f"model {Path(model).name}, {args.threads} threads, {len(texts)} documents")
-    print(f"extra buffer types: {'on' if repack else 'off'} ({repack_reason})")
+    model.print_header(f"{len(texts)} documents")
     print(f"{'documents':<18}{'setup':<30}{'seconds':>9}{'docs/s':>9}{'ratio':>8}")
     for name, result in sets.items():
-        for setup, label in (
+        for setup_name, label in (
             ("llama_embed", "Llama.embed, own process"),
             ("engine", f"engine in-process, {SLOTS} slots"),
         ):
-            timing = result[setup]
-            ratio = f"{result['ratio_engine_vs_llama_embed']:.2f}x" if setup == "engine" else ""
+            timing = result[setup_name]
+            ratio = (
+                f"{result['ratio_engine_vs_llama_embed']:.2f}x" if setup_name == "engine" else ""
+            )
             print(
                 f"{name:<18}{label:<30}{timing['seconds']:>9.3f}{timing['docs_per_second']:>9.1f}{ratio:>8}"
             )
@@ -193,23 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"engine vs Llama.embed on templated documents: {ratio:.2f}x (target >= 1.3x)")
     agreement = min(result["lowest_cosine_similarity"] for result in sets.values())
     print(f"lowest cosine similarity between the two: {agreement:.6f}")
-    report = {
-        "machine": machine(),
-        "model": Path(model).name,
-        "threads": args.threads,
-        "context_size": args.context_size,
-        "n_batch": args.n_batch,
-        "slots": SLOTS,
-        "documents": len(texts),
-        "repeats": args.repeats,
-        "extra_buffers": {"enabled": repack, "reason": repack_reason},
-        "sets": sets,
-        "ratio_engine_vs_llama_embed": ratio,
-        "target_met": ratio >= 1.3,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    model.write_report(
+        args.output,
+        slots=SLOTS,
+        documents=len(texts),
+        repeats=args.repeats,
+        sets=sets,
+        ratio_engine_vs_llama_embed=ratio,
+        target_met=ratio >= 1.3,
+    )
     return 0
 
 

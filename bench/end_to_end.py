@@ -37,14 +37,15 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench.common import Row, cluster, extra_buffers_verdict, print_table, write_results
+from bench.common import Row, cluster, extra_buffers_verdict, publish
+from bench.engine_bench import BenchModel
 from bench.llama_baseline import Child, child
 from bench.llama_server import build, build_info, llama_server, server_args
 from paddler_tui.client.inference_http import InferenceHttpClient
@@ -131,7 +132,7 @@ async def timed(ask: Ask, texts: Sequence[str], max_tokens: int, concurrent: boo
     return Run(time.perf_counter() - started, replies)
 
 
-async def ours_reply(messages: AsyncIterator[InferenceServerMessage]) -> Reply:
+async def ours_reply(messages: AsyncIterable[InferenceServerMessage]) -> Reply:
     pieces: list[str] = []
     async for message in messages:
         if not (
@@ -287,15 +288,14 @@ def main(argv: list[str] | None = None) -> int:
             cache_type="f16",
             no_repack=not repack,
         )
-        setup = {
-            "model": model,
-            "context_size": args.context_size,
-            "n_batch": state.inference_parameters.n_batch,
-            "threads": args.threads,
-            "kv_cache_dtype": "F16",
-            "extra_buffers": repack,
-            "warm_up": prompts()[:1],
-        }
+        setup = BenchModel(
+            path=model,
+            threads=args.threads,
+            context_size=args.context_size,
+            n_batch=state.inference_parameters.n_batch,
+            extra_buffers=repack,
+            extra_buffers_reason=repack_reason,
+        ).llama_setup(kv_cache_dtype="F16", warm_up=prompts()[:1])
         with (
             llama_server(command, log=made.directory / "llama-server.log", binary=binary) as server,
             child("bench.llama_baseline:llama_completer", setup) as llama,
@@ -332,8 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         for run in tries
         for reply in run.replies
     )
-    path = write_results(
+    publish(
         "end_to_end",
+        f"4 raw prompts x {args.tokens} greedy tokens, {args.threads} threads, F16 KV, "
+        f"best of {args.rounds}",
         {
             "model": Path(model).name,
             "settings": {
@@ -360,14 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         rows,
     )
-    print_table(
-        f"4 raw prompts x {args.tokens} greedy tokens, {args.threads} threads, F16 KV, "
-        f"best of {args.rounds}",
-        rows,
-    )
     counts = "every reply" if counts_ok else "NOT every reply"
-    print(f"\n{counts} generated exactly {args.tokens} tokens (streamed and reported)")
-    print(f"written to {path}")
+    print(f"{counts} generated exactly {args.tokens} tokens (streamed and reported)")
     return 0 if counts_ok else 1
 
 

@@ -17,7 +17,7 @@ import json
 import httpx
 from websockets.asyncio.client import connect
 
-from bench.common import Row, cluster, print_table, rss_mib, write_results
+from bench.common import Row, cluster, publish, rss_mib
 from tests.support.cluster import Cluster, deterministic_state
 
 TARGET_GROWTH = 0.10
@@ -87,16 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         rows.append(Row(f"{name} RSS growth", growth * 100, "%"))
-    path = write_results(
+    publish(
         "memory",
+        "memory: RSS after requests (1 agent x 2 slots, SmolLM2)",
         {
             "settings": {"first": args.first, "total": args.total, "in_flight": IN_FLIGHT},
             "rss_mib": {"after_first": after_first, "after_total": after_total},
         },
         rows,
     )
-    print_table("memory: RSS after requests (1 agent x 2 slots, SmolLM2)", rows)
-    print(f"\nwritten to {path}")
     return 0
 
 

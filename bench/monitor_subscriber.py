@@ -19,14 +19,22 @@ import os
 import socket
 import struct
 import termios
+from typing import TypedDict
 
 from bench.balancer_relay import flood
-from bench.common import Row, print_table, rss_mib, write_results
+from bench.common import Row, publish, rss_mib
 from bench.relay_cluster import RelayCluster, relay_cluster
 
 CLIENTS = 8
 TARGET_SLOWDOWN = 0.05
 TARGET_GROWTH_MIB = 1.0
+
+
+class SubscriberResults(TypedDict):
+    # Evidence that it really stalled: what the balancer sent sits unread in its buffer.
+    subscriber_unread_bytes: int
+    tokens_per_second: dict[str, list[float]]
+    balancer_rss_mib: dict[str, float]
 
 
 def stalled_subscriber(addr: str) -> socket.socket:
@@ -58,7 +66,7 @@ async def rate(relay: RelayCluster, tokens: int) -> float:
     return (await flood(relay, CLIENTS, tokens, direct=False)).tokens_per_second
 
 
-async def measure(relay: RelayCluster, args: argparse.Namespace) -> dict[str, object]:
+async def measure(relay: RelayCluster, args: argparse.Namespace) -> SubscriberResults:
     management = relay.balancer.management_addr
     await rate(relay, args.tokens // 10)  # warm-up
     alone: list[float] = []
@@ -82,7 +90,6 @@ async def measure(relay: RelayCluster, args: argparse.Namespace) -> dict[str, ob
     finally:
         subscriber.close()
     return {
-        # Evidence that it really stalled: what the balancer sent sits unread in its buffer.
         "subscriber_unread_bytes": unread,
         "tokens_per_second": {"alone": alone, "with_stalled_subscriber": watched},
         "balancer_rss_mib": {"before": rss_before, "after": rss_after},
@@ -96,8 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with relay_cluster() as relay:
         results = asyncio.run(measure(relay, args))
-    rates: dict[str, list[float]] = results["tokens_per_second"]  # type: ignore[assignment]
-    rss: dict[str, float] = results["balancer_rss_mib"]  # type: ignore[assignment]
+    rates, rss = results["tokens_per_second"], results["balancer_rss_mib"]
     alone, watched = max(rates["alone"]), max(rates["with_stalled_subscriber"])
     slowdown = 1 - watched / alone
     growth = rss["after"] - rss["before"]
@@ -113,14 +119,13 @@ def main(argv: list[str] | None = None) -> int:
         Row("balancer RSS with it stalled (baseline: before)", rss["after"], "MiB",
             rss["before"], f"< +{TARGET_GROWTH_MIB:g} MiB", growth < TARGET_GROWTH_MIB),
     ]  # fmt: skip
-    path = write_results(
+    publish(
         "monitor_subscriber",
+        "a monitor subscriber that never reads (fake agent, real balancer)",
         {"settings": {"clients": CLIENTS, "tokens": args.tokens, "repeats": args.repeats},
          **results},
         rows,
     )  # fmt: skip
-    print_table("a monitor subscriber that never reads (fake agent, real balancer)", rows)
-    print(f"\nwritten to {path}")
     return 0
 
 

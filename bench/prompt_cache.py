@@ -12,37 +12,25 @@ and llama.cpp's CPU flash attention converts every cached position of a quantize
 floats again for every new token, so with Q8_0 that attention, not the decode of the new turn,
 grows to most of turn 10's time.
 
-Run: ``python bench/prompt_cache.py`` (writes ``bench/results/prompt_cache.json``).
+Run: ``python -m bench.prompt_cache`` (writes ``bench/results/prompt_cache.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
+import itertools
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
-if __package__ in (None, ""):
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import machine, print_machine
-from paddler_tui.models import default_model_path
+from bench.common import take_turns
+from bench.engine_bench import GREEDY, BenchModel, Generation, chat_prompt, loaded, options
 from paddler_tui.server.agent.engine.engine import Engine
-from paddler_tui.server.agent.engine.model import default_thread_count
-from paddler_tui.server.agent.engine.types import (
-    EngineEvent,
-    EngineSettings,
-    GenerationJob,
-    JobFinished,
-    SamplingSettings,
-    TokenSampled,
-)
+from paddler_tui.server.agent.engine.types import GenerationJob
 
-RESULTS = Path(__file__).resolve().parent / "results" / "prompt_cache.json"
 TURNS = 10
 SYSTEM = "You are a helpful AI assistant named SmolLM, trained by Hugging Face"
 TOPICS = (
@@ -56,16 +44,6 @@ TOPICS = (
     "the moon",
     "rainforests",
     "chess",
-)
-GREEDY = SamplingSettings(
-    temperature=0.0,
-    top_k=80,
-    top_p=0.8,
-    min_p=0.05,
-    penalty_last_n=0,
-    penalty_repeat=1.0,
-    penalty_frequency=0.0,
-    penalty_presence=0.0,
 )
 
 
@@ -81,10 +59,7 @@ def user_message(turn: int) -> str:
 
 
 def render(messages: list[tuple[str, str]], session: str) -> str:
-    # The session name opens the prompt, so no chat reuses the cache of an earlier one.
-    turns = [("system", f"Session {session}. {SYSTEM}"), *messages]
-    text = "".join(f"<|im_start|>{role}\n{content}<|im_end|>\n" for role, content in turns)
-    return text + "<|im_start|>assistant\n"
+    return chat_prompt([("system", f"Session {session}. {SYSTEM}"), *messages])
 
 
 @dataclass
@@ -97,33 +72,23 @@ class Turn:
 
 def run_turn(engine: Engine, prompt: str, max_tokens: int, job_id: str) -> Turn:
     tokens = engine.tokenize(prompt, add_bos=True, parse_special=True)
-    first_token = threading.Event()
     done = threading.Event()
-    pieces: list[str] = []
-    ends: list[EngineEvent] = []
-
-    def sink(event: EngineEvent) -> None:
-        if isinstance(event, TokenSampled):
-            pieces.append(event.piece)
-            first_token.set()
-        else:
-            ends.append(event)
-            first_token.set()
-            done.set()
-
+    sink = Generation(done.set)
     job = GenerationJob(job_id=job_id, prompt_tokens=tokens, max_tokens=max_tokens, sampling=GREEDY)
     started = time.perf_counter()
     engine.submit(job, sink)
-    first_token.wait()
-    first_token_seconds = time.perf_counter() - started
     done.wait()
-    end = ends[0]
-    if not isinstance(end, JobFinished):
-        raise SystemExit(f"bench job failed: {end}")
-    return Turn(len(tokens), end.cached_prompt_tokens, first_token_seconds, "".join(pieces))
+    end = sink.finished()
+    # An answer without a token: its first output is its end.
+    first_output_at = sink.first_token_at or sink.ended_at
+    assert first_output_at is not None
+    return Turn(len(tokens), end.cached_prompt_tokens, first_output_at - started, sink.text)
 
 
-def run_chat(engine: Engine, max_tokens: int, session: str) -> list[Turn]:
+def run_chat(engine: Engine, max_tokens: int, sessions: Iterator[int]) -> list[Turn]:
+    # The session name opens the prompt, so no chat reuses the cache of an earlier one; the
+    # engines count their chats alike, so both get the same prompts.
+    session = str(next(sessions))
     messages: list[tuple[str, str]] = []
     turns: list[Turn] = []
     for index in range(TURNS):
@@ -134,32 +99,25 @@ def run_chat(engine: Engine, max_tokens: int, session: str) -> list[Turn]:
     return turns
 
 
-def compare(args: argparse.Namespace, model: str, cache_dtype: str) -> dict[str, Any]:
+def compare(model: BenchModel, args: argparse.Namespace, cache_dtype: str) -> dict[str, Any]:
     """Both setups with one KV cache type, taking turns; the best time per turn counts."""
-
-    def settings(reuse: bool) -> EngineSettings:
-        return EngineSettings(
-            model_path=model,
-            slots=1,
-            context_size=args.context_size,
-            n_threads=args.threads,
-            k_cache_dtype=cache_dtype,
-            v_cache_dtype=cache_dtype,
-            reuse_prompt_cache=reuse,
-        )
-
-    engines = {"reuse": Engine.load(settings(True)), "no_reuse": Engine.load(settings(False))}
-    runs: dict[str, list[list[Turn]]] = {name: [] for name in engines}
-    try:
+    settings = replace(
+        model.engine_settings(slots=1), k_cache_dtype=cache_dtype, v_cache_dtype=cache_dtype
+    )
+    with (
+        loaded(replace(settings, reuse_prompt_cache=True)) as reusing,
+        loaded(replace(settings, reuse_prompt_cache=False)) as not_reusing,
+    ):
+        engines = {"reuse": reusing, "no_reuse": not_reusing}
         for name, engine in engines.items():
             run_turn(engine, render([("user", "Hi")], "warm-up"), 4, f"warm-up-{name}")
-        # The setups take turns, so a noisy moment on the machine hits both alike.
-        for repeat in range(args.repeats):
-            for name, engine in engines.items():
-                runs[name].append(run_chat(engine, args.tokens, str(repeat)))
-    finally:
-        for engine in engines.values():
-            engine.close()
+        runs = take_turns(
+            args.repeats,
+            {
+                name: partial(run_chat, engine, args.tokens, itertools.count())
+                for name, engine in engines.items()
+            },
+        )
 
     def best(name: str, index: int) -> float:
         return min(chat[index].first_token_seconds for chat in runs[name])
@@ -196,33 +154,23 @@ def compare(args: argparse.Namespace, model: str, cache_dtype: str) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--model", default=None, help="GGUF path (default: SmolLM2-135M)")
+    parser = options(
+        __doc__.splitlines()[0] if __doc__ else None, "prompt_cache", context_size=8192, repeats=3
+    )
     parser.add_argument("--tokens", type=int, default=32, help="answer length per turn")
-    parser.add_argument("--threads", type=int, default=default_thread_count())
-    parser.add_argument("--context-size", type=int, default=8192)
-    parser.add_argument("--repeats", type=int, default=3, help="chats per setup; best per turn")
     parser.add_argument(
         "--cache-dtypes", default="Q8_0,F16", help="KV cache types to run, comma-separated"
     )
-    parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    model = args.model or str(default_model_path())
-    print_machine()
-    print(f"model {Path(model).name}, {args.threads} threads, {args.tokens} tokens per answer")
-    results = {dtype: compare(args, model, dtype) for dtype in args.cache_dtypes.split(",")}
-    report = {
-        "machine": machine(),
-        "model": Path(model).name,
-        "threads": args.threads,
-        "context_size": args.context_size,
-        "tokens_per_answer": args.tokens,
-        "repeats": args.repeats,
-        "by_kv_cache_dtype": results,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"wrote {args.output}")
+    model = BenchModel.from_args(args)
+    model.print_header(f"{args.tokens} tokens per answer")
+    results = {dtype: compare(model, args, dtype) for dtype in args.cache_dtypes.split(",")}
+    model.write_report(
+        args.output,
+        tokens_per_answer=args.tokens,
+        repeats=args.repeats,
+        by_kv_cache_dtype=results,
+    )
     return 0
 
 

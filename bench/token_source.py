@@ -20,6 +20,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
+from functools import partial
 
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -37,7 +38,7 @@ from paddler_tui.protocol.envelope import ContinueFromRawPrompt, GeneratedToken,
 from paddler_tui.protocol.generated_token import ContentToken, Done
 from paddler_tui.protocol.inference_socket import ResponseEnvelope, encode_inference_server_message
 from paddler_tui.protocol.usage import TokenUsage
-from tests.balancer.pool_fakes import status
+from tests.support.agent_status import status
 
 SLOTS = 128
 STAMP = "0" * 19  # where a frame's timestamp goes; monotonic_ns has at most 19 digits
@@ -91,6 +92,10 @@ async def serve_balancer(management_addr: str) -> None:
             encode_agent_to_balancer_message(FromAgentNotificationEnvelope(value=register)).decode()
         )
         running: dict[str, asyncio.Task[None]] = {}
+
+        def forget(key: str, _: asyncio.Task[None]) -> None:
+            running.pop(key, None)
+
         async for frame in socket:
             message = decode_balancer_to_agent_message(frame)
             if isinstance(message, ToAgentRequestEnvelope) and isinstance(
@@ -106,7 +111,7 @@ async def serve_balancer(management_addr: str) -> None:
                     )
                 )
                 running[message.id] = task
-                task.add_done_callback(lambda _, key=message.id: running.pop(key, None))
+                task.add_done_callback(partial(forget, message.id))
             elif isinstance(message, ToAgentNotificationEnvelope) and isinstance(
                 message.value, StopRespondingTo
             ):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import pytest
+from textual.app import App
 from textual.pilot import Pilot
 from textual.screen import Screen
 
@@ -15,6 +17,18 @@ from tests.ui.screen_host import ScreenHost
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 # Nothing listens on the discard port, and the refusal reads the same on every run.
 UNREACHABLE = "127.0.0.1:9"
+
+
+class SnapCompare(Protocol):
+    """The ``snap_compare`` fixture of pytest-textual-snapshot, which ships no types."""
+
+    def __call__(
+        self,
+        app: App[None],
+        *,
+        terminal_size: tuple[int, int] = ...,
+        run_before: Callable[[Pilot[None]], Awaitable[None]] | None = None,
+    ) -> bool: ...
 
 
 class StepClock:
@@ -47,7 +61,7 @@ def host(
 SETTLE_ROUNDS = 40
 
 
-async def settle(pilot: Pilot[object]) -> None:
+async def settle(pilot: Pilot[None]) -> None:
     """Quiet the app before the picture: no blinking cursors, no toasts, layout done.
 
     Tables size their columns on an idle pass after new rows, which a loaded machine can

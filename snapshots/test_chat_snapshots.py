@@ -27,6 +27,7 @@ from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.screens.help import HelpScreen
+from snapshots.screen_snapshots import SnapCompare
 from tests.support.fake_balancer import ChatItem, FakeBalancer, FakeScript
 from tests.support.pilot import wait_until
 from tests.ui.chat_app import ScriptedClock, answer, chat_screen, tui_options
@@ -88,21 +89,23 @@ def make_app(fake: FakeBalancer, tmp_path: Path) -> PaddlerTuiApp:
     return PaddlerTuiApp(options, clock=ScriptedClock())
 
 
-async def ask(pilot: Pilot[object], question: str) -> None:
+async def ask(pilot: Pilot[None], question: str) -> None:
     screen = await chat_screen(pilot)
     await pilot.press("ctrl+n")
     await answer(pilot, screen, question)
-    await wait_until(pilot, lambda: pilot.app.connection.status == "connected")  # type: ignore[attr-defined]
+    app = pilot.app
+    assert isinstance(app, PaddlerTuiApp)
+    await wait_until(pilot, lambda: app.connection.status == "connected")
     await pilot.pause(0.2)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_chat_answer(
-    snap_compare: Any, fake: FakeBalancer, tmp_path: Path, size: tuple[int, int]
+    snap_compare: SnapCompare, fake: FakeBalancer, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     fake.script.conversation = scripted(ANSWER)
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await ask(pilot, "Show me hello world in Python")
 
     assert snap_compare(make_app(fake, tmp_path), run_before=run_before, terminal_size=size)
@@ -110,35 +113,37 @@ def test_chat_answer(
 
 @pytest.mark.parametrize("size", SIZES)
 def test_chat_error(
-    snap_compare: Any, fake: FakeBalancer, tmp_path: Path, size: tuple[int, int]
+    snap_compare: SnapCompare, fake: FakeBalancer, tmp_path: Path, size: tuple[int, int]
 ) -> None:
     fake.script.conversation = scripted(
         [ErrorDetails(code=503, description="Buffered requests overflow")]
     )
 
-    async def run_before(pilot: Pilot[object]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await ask(pilot, "Are you there?")
 
     assert snap_compare(make_app(fake, tmp_path), run_before=run_before, terminal_size=size)
 
 
-def test_chat_help(snap_compare: Any, fake: FakeBalancer, tmp_path: Path) -> None:
-    async def run_before(pilot: Pilot[object]) -> None:
+def test_chat_help(snap_compare: SnapCompare, fake: FakeBalancer, tmp_path: Path) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
         await chat_screen(pilot)
-        await wait_until(pilot, lambda: pilot.app.connection.status == "connected")  # type: ignore[attr-defined]
+        app = pilot.app
+        assert isinstance(app, PaddlerTuiApp)
+        await wait_until(pilot, lambda: app.connection.status == "connected")
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
 
     assert snap_compare(make_app(fake, tmp_path), run_before=run_before, terminal_size=(80, 24))
 
 
-def test_chat_connection_unreachable(snap_compare: Any, tmp_path: Path) -> None:
+def test_chat_connection_unreachable(snap_compare: SnapCompare, tmp_path: Path) -> None:
     # Bound, never started: every connection is refused.
     fake = FakeBalancer(inference_port=INFERENCE_PORT, management_port=MANAGEMENT_PORT)
     try:
         app = make_app(fake, tmp_path)
 
-        async def run_before(pilot: Pilot[object]) -> None:
+        async def run_before(pilot: Pilot[None]) -> None:
             await wait_until(
                 pilot,
                 lambda: (

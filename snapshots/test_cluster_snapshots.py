@@ -16,7 +16,7 @@ from paddler_tui.ui.screens.cluster import ClusterScreen
 from paddler_tui.ui.widgets.cluster_metadata import ClusterMetadata
 from paddler_tui.ui.widgets.cluster_parameters_form import ClusterParametersForm
 from paddler_tui.ui.widgets.cluster_status import ClusterStatus
-from snapshots.screen_snapshots import SIZES, host, settle
+from snapshots.screen_snapshots import SIZES, SnapCompare, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot, desired_state
 from tests.support.monitor_script import PROBE_CRASHED
 from tests.support.pilot import wait_until
@@ -77,12 +77,12 @@ def cluster_screen(services: BalancerServices) -> ClusterScreen:
     return ClusterScreen(services, clock=lambda: 0.0)
 
 
-def screen(pilot: Pilot[object]) -> ClusterScreen:
+def screen(pilot: Pilot[None]) -> ClusterScreen:
     assert isinstance(pilot.app.screen, ClusterScreen)
     return pilot.app.screen
 
 
-async def loaded(pilot: Pilot[object]) -> None:
+async def loaded(pilot: Pilot[None]) -> None:
     await wait_until(pilot, lambda: screen(pilot).loaded is not None)
     await wait_until(pilot, lambda: bool(screen(pilot).extras.local_agents))
     template = screen(pilot).query_one("#model-template", TextArea)
@@ -90,13 +90,13 @@ async def loaded(pilot: Pilot[object]) -> None:
     await settle(pilot)
 
 
-async def template_tab(pilot: Pilot[object]) -> None:
+async def template_tab(pilot: Pilot[None]) -> None:
     await loaded(pilot)
     screen(pilot).query_one(TabbedContent).active = "tab-template"
     await settle(pilot)
 
 
-async def metadata_tab(pilot: Pilot[object]) -> None:
+async def metadata_tab(pilot: Pilot[None]) -> None:
     await loaded(pilot)
     screen(pilot).query_one(TabbedContent).active = "tab-metadata"
     metadata = screen(pilot).query_one(ClusterMetadata)
@@ -105,7 +105,7 @@ async def metadata_tab(pilot: Pilot[object]) -> None:
     await settle(pilot)
 
 
-async def invalid_fields(pilot: Pilot[object]) -> None:
+async def invalid_fields(pilot: Pilot[None]) -> None:
     await loaded(pilot)
     form = screen(pilot).query_one(ClusterParametersForm)
     form.set_value("n_batch", "lots")
@@ -115,36 +115,40 @@ async def invalid_fields(pilot: Pilot[object]) -> None:
     await settle(pilot)
 
 
-async def unreachable(pilot: Pilot[object]) -> None:
+async def unreachable(pilot: Pilot[None]) -> None:
     status = screen(pilot).query_one(ClusterStatus)
     await wait_until(pilot, lambda: status.has_class("-error"))
     await settle(pilot)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_form(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
-    assert snap_compare(host(cluster_screen, fake), terminal_size=size, run_before=loaded)  # type: ignore[operator]
+def test_form(snap_compare: SnapCompare, fake: FakeBalancer, size: tuple[int, int]) -> None:
+    assert snap_compare(host(cluster_screen, fake), terminal_size=size, run_before=loaded)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_chat_template(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+def test_chat_template(
+    snap_compare: SnapCompare, fake: FakeBalancer, size: tuple[int, int]
+) -> None:
     app = host(cluster_screen, fake)
-    assert snap_compare(app, terminal_size=size, run_before=template_tab)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=template_tab)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_metadata(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+def test_metadata(snap_compare: SnapCompare, fake: FakeBalancer, size: tuple[int, int]) -> None:
     app = host(cluster_screen, fake)
-    assert snap_compare(app, terminal_size=size, run_before=metadata_tab)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=metadata_tab)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_invalid_fields(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+def test_invalid_fields(
+    snap_compare: SnapCompare, fake: FakeBalancer, size: tuple[int, int]
+) -> None:
     app = host(cluster_screen, fake)
-    assert snap_compare(app, terminal_size=size, run_before=invalid_fields)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=invalid_fields)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_balancer_unreachable(snap_compare: object, size: tuple[int, int]) -> None:
+def test_balancer_unreachable(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     app = host(cluster_screen)
-    assert snap_compare(app, terminal_size=size, run_before=unreachable)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=unreachable)

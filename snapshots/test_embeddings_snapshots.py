@@ -10,7 +10,7 @@ from textual.pilot import Pilot
 from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
-from snapshots.screen_snapshots import SIZES, StepClock, host, settle
+from snapshots.screen_snapshots import SIZES, SnapCompare, StepClock, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript, desired_state
 from tests.support.pilot import wait_until
 
@@ -35,7 +35,7 @@ def embeddings_screen(services: BalancerServices) -> EmbeddingsScreen:
     return EmbeddingsScreen(services, clock=StepClock())
 
 
-async def run_batch(pilot: Pilot[object]) -> None:
+async def run_batch(pilot: Pilot[None]) -> None:
     screen = pilot.app.screen
     assert isinstance(screen, EmbeddingsScreen)
     screen.query_one(EmbeddingDocuments).set_documents(DOCUMENTS)
@@ -47,21 +47,21 @@ async def run_batch(pilot: Pilot[object]) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_results(snap_compare: object, fake: FakeBalancer, size: tuple[int, int]) -> None:
+def test_results(snap_compare: SnapCompare, fake: FakeBalancer, size: tuple[int, int]) -> None:
     app = host(embeddings_screen, fake)
-    assert snap_compare(app, terminal_size=size, run_before=run_batch)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=run_batch)
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_embeddings_disabled_501(
-    snap_compare: object, fake: FakeBalancer, size: tuple[int, int]
+    snap_compare: SnapCompare, fake: FakeBalancer, size: tuple[int, int]
 ) -> None:
     fake.script.desired_state = desired_state(enable_embeddings=False)
     app = host(embeddings_screen, fake)
-    assert snap_compare(app, terminal_size=size, run_before=run_batch)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=run_batch)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_balancer_unreachable(snap_compare: object, size: tuple[int, int]) -> None:
+def test_balancer_unreachable(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     app = host(embeddings_screen)
-    assert snap_compare(app, terminal_size=size, run_before=run_batch)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=run_batch)

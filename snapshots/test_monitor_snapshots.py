@@ -11,7 +11,7 @@ from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
-from snapshots.screen_snapshots import SIZES, host, settle
+from snapshots.screen_snapshots import SIZES, SnapCompare, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript
 from tests.support.monitor_script import busy_minute
 from tests.support.pilot import wait_until
@@ -24,23 +24,23 @@ def monitor_screen(services: BalancerServices) -> MonitorScreen:
     return MonitorScreen(services, clock=lambda: 0.0)
 
 
-def screen(pilot: Pilot[object]) -> MonitorScreen:
+def screen(pilot: Pilot[None]) -> MonitorScreen:
     assert isinstance(pilot.app.screen, MonitorScreen)
     return pilot.app.screen
 
 
-async def last_update_shown(pilot: Pilot[object]) -> None:
+async def last_update_shown(pilot: Pilot[None]) -> None:
     await wait_until(pilot, lambda: screen(pilot).latest == SCRIPT[-1])
     await settle(pilot)
 
 
-async def fallback_shown(pilot: Pilot[object]) -> None:
+async def fallback_shown(pilot: Pilot[None]) -> None:
     # Two streams: wait for the agents one, whichever came first.
     await wait_until(pilot, lambda: screen(pilot).query_one(MonitorAgentsTable).row_count == 2)
     await settle(pilot)
 
 
-async def disconnected_shown(pilot: Pilot[object]) -> None:
+async def disconnected_shown(pilot: Pilot[None]) -> None:
     status = screen(pilot).query_one(MonitorStatus)
     await wait_until(pilot, lambda: status.connection.startswith("disconnected"))
     await settle(pilot)
@@ -53,18 +53,18 @@ def live() -> Iterator[FakeBalancer]:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_live(snap_compare: object, live: FakeBalancer, size: tuple[int, int]) -> None:
+def test_live(snap_compare: SnapCompare, live: FakeBalancer, size: tuple[int, int]) -> None:
     app = host(monitor_screen, live)
-    assert snap_compare(app, terminal_size=size, run_before=last_update_shown)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=last_update_shown)
 
 
-def test_sse_fallback_against_paddler(snap_compare: object) -> None:
+def test_sse_fallback_against_paddler(snap_compare: SnapCompare) -> None:
     with FakeBalancer() as fake:
         app = host(monitor_screen, fake)
-        assert snap_compare(app, terminal_size=(80, 24), run_before=fallback_shown)  # type: ignore[operator]
+        assert snap_compare(app, terminal_size=(80, 24), run_before=fallback_shown)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_disconnected(snap_compare: object, size: tuple[int, int]) -> None:
+def test_disconnected(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
     app = host(monitor_screen)
-    assert snap_compare(app, terminal_size=size, run_before=disconnected_shown)  # type: ignore[operator]
+    assert snap_compare(app, terminal_size=size, run_before=disconnected_shown)

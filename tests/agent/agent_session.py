@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from paddler_tui.protocol.agent_socket import ChatTemplateOverride, GetChatTemplateOverride
 from paddler_tui.protocol.conversation import ConversationMessage
@@ -35,10 +36,10 @@ from tests.support.cluster import AgentProcess, cluster_env
 class AgentSession:
     endpoint: BalancerEndpoint
     agent: AgentRecord
-    process: AgentProcess
+    process: AgentProcess | None  # None: the agent runs in the test's process
     slots: int
 
-    async def apply(self, *, template: str | None = None, **parameters: object) -> None:
+    async def apply(self, *, template: str | None = None, **parameters: Any) -> None:
         """Send a state and wait until the agent serves it (in place or by reloading)."""
         await self.endpoint.set_state(self.agent, desired_state(template=template, **parameters))
         async with asyncio.timeout(120):
@@ -91,14 +92,14 @@ async def agent_session(tmp: Path, *, slots: int = 4) -> AsyncIterator[AgentSess
             print(process.log_tail())
 
 
-def raw_prompt(text: str, max_tokens: int, **extra: object) -> ContinueFromRawPrompt:
+def raw_prompt(text: str, max_tokens: int, **extra: Any) -> ContinueFromRawPrompt:
     return ContinueFromRawPrompt(
-        value=ContinueFromRawPromptParams(raw_prompt=text, max_tokens=max_tokens, **extra)  # type: ignore[arg-type]
+        value=ContinueFromRawPromptParams(raw_prompt=text, max_tokens=max_tokens, **extra)
     )
 
 
 def conversation(
-    *turns: str, max_tokens: int, enable_thinking: bool = False, **extra: object
+    *turns: str, max_tokens: int, enable_thinking: bool = False, **extra: Any
 ) -> ContinueFromConversationHistory:
     """Alternating user and assistant turns, starting with the user."""
     history = [
@@ -111,7 +112,7 @@ def conversation(
             conversation_history=history,
             enable_thinking=enable_thinking,
             max_tokens=max_tokens,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
     )
 

@@ -24,7 +24,6 @@ from paddler_tui.protocol.agent_socket import (
     FromAgentResponseEnvelope,
     RegisterAgent,
     SetState,
-    StopRespondingTo,
     ToAgentNotificationEnvelope,
     ToAgentRequest,
     ToAgentRequestEnvelope,
@@ -38,7 +37,7 @@ from paddler_tui.protocol.agent_status import SlotAggregatedStatusSnapshot
 from paddler_tui.protocol.desired_state import AgentDesiredState
 from paddler_tui.protocol.embedding import EmbeddingResult
 from paddler_tui.protocol.embedding import is_terminal as embedding_is_terminal
-from paddler_tui.protocol.envelope import EmbeddingResponse, GeneratedToken
+from paddler_tui.protocol.envelope import EmbeddingResponse, GeneratedToken, StopRespondingTo
 from paddler_tui.protocol.generated_token import GeneratedTokenResult, is_terminal
 from paddler_tui.protocol.ids import new_id
 

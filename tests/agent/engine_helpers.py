@@ -80,6 +80,7 @@ class Collector:
             self.classified.append(event.classified)
             self.first_token.set()
         else:
+            assert isinstance(event, JobFinished | JobFailed), event
             self.terminals.append(event)
             self.ended.set()
 

@@ -17,6 +17,7 @@ ETAG = "a" * 64
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    fake: FakeServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # Clients that give up mid-body (the disk-full tests) are expected here.
@@ -35,7 +36,7 @@ class FakeServer:
         self.statuses: dict[str, tuple[int, dict[str, str]]] = {}
         self.stopping = threading.Event()
         self._httpd = _QuietServer(("127.0.0.1", 0), _Handler)
-        self._httpd.fake = self  # type: ignore[attr-defined]
+        self._httpd.fake = self
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
@@ -64,8 +65,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     @property
     def fake(self) -> FakeServer:
-        fake: FakeServer = self.server.fake  # type: ignore[attr-defined]
-        return fake
+        assert isinstance(self.server, _QuietServer)
+        return self.server.fake
 
     def log_message(self, format: str, *args: Any) -> None:
         return None

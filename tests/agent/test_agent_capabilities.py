@@ -13,6 +13,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import pytest_asyncio
+from pydantic import JsonValue
 
 from paddler_tui.protocol.embedding import L2, EmbeddingsDisabled
 from paddler_tui.protocol.generated_token import (
@@ -72,7 +73,7 @@ FORCED_THOUGHT = GbnfGrammar(
 )
 
 
-def weather_tool(location_type: object = "string") -> Tool:
+def weather_tool(location_type: JsonValue = "string") -> Tool:
     return Tool(
         function=FunctionDefinition(
             name="get_weather",
@@ -159,12 +160,14 @@ async def test_broken_grammars_end_the_request_and_the_agent_keeps_serving(
         assert len(results) == 1
         assert isinstance(results[0], expected)
         assert "grammar" in results[0].value
+    assert isinstance(results[0], GrammarSyntaxError)
     assert results[0].value.startswith("Failed to create grammar sampler: JSONDecodeError")
     # A grammar that leaves no token possible used to abort llama.cpp, and the agent with it.
     empty_language = GbnfGrammar(grammar=r"root ::= [^\x00-\U0010FFFF]", root="root")
     results = await session.generate(raw_prompt("Hi", 10, grammar=empty_language))
     assert results == [SamplerError(value="all token candidates were eliminated during sampling")]
     assert isinstance((await session.generate(raw_prompt("Hello", 3)))[-1], Done)
+    assert session.process is not None
     assert session.process.running()
     await session.idle()
 

@@ -18,7 +18,7 @@ import pytest
 from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
-from paddler_tui.protocol.embedding import EmbeddingDone
+from paddler_tui.protocol.embedding import EmbeddingDone, NoNormalization
 from paddler_tui.protocol.generated_token import Done
 from paddler_tui.server.agent.engine import extra_buffers
 from paddler_tui.server.agent.engine.extra_buffers import ExtraBuffersMode, probe_verdict_sync
@@ -94,14 +94,14 @@ async def in_process_agent(
         try:
             record = await endpoint.agent()
             process: AgentProcess | None = None  # the agent is this process
-            session = AgentSession(endpoint, record, process, slots)  # type: ignore[arg-type]
+            session = AgentSession(endpoint, record, process, slots)
             yield InProcessAgent(session, stopping)
         finally:
             stopping.set()
             await asyncio.wait_for(agent, 30)
 
 
-async def reload(agent: InProcessAgent, **parameters: object) -> None:
+async def reload(agent: InProcessAgent, **parameters: Any) -> None:
     """Send a state that needs a new engine; wait until the agent serves it."""
     record = agent.record
     seen = len(record.snapshots)
@@ -143,7 +143,7 @@ async def test_every_computation_runs_on_the_one_engine_thread(
         await reload(agent, context_size=2048)
         assert isinstance((await session.generate(raw_prompt("Hi", 4)))[-1], Done)
         await reload(agent, enable_embeddings=True)
-        embedded = await session.embed([("a", "one"), ("b", "two")], "None")
+        embedded = await session.embed([("a", "one"), ("b", "two")], NoNormalization())
         assert isinstance(embedded[-1], EmbeddingDone)
     # Loads, warm-ups, decodes and frees of all three engines: one thread, the engine's.
     assert calls.threads.keys() >= {"llama_model_load_from_file", "llama_decode", "llama_free"}

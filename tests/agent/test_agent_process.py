@@ -7,6 +7,7 @@ import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,16 +47,14 @@ def raw_prompt(text: str, max_tokens: int) -> ContinueFromRawPrompt:
     )
 
 
-def conversation(
-    question: str, max_tokens: int, **extra: object
-) -> ContinueFromConversationHistory:
+def conversation(question: str, max_tokens: int, **extra: Any) -> ContinueFromConversationHistory:
     return ContinueFromConversationHistory(
         value=ContinueFromConversationHistoryParams(
             add_generation_prompt=True,
             conversation_history=[ConversationMessage(role="user", content=question)],
             enable_thinking=False,
             max_tokens=max_tokens,
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
     )
 
@@ -65,7 +64,7 @@ def text_of(results: list[GeneratedTokenResult]) -> str:
 
 
 async def loaded_agent(
-    endpoint: BalancerEndpoint, start_agent: StartAgent, slots: int = 4, **parameters: object
+    endpoint: BalancerEndpoint, start_agent: StartAgent, slots: int = 4, **parameters: Any
 ) -> AgentRecord:
     start_agent(slots=slots)
     agent = await endpoint.agent()

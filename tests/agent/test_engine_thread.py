@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from functools import partial
 
 import pytest
 
@@ -13,10 +14,11 @@ def test_calls_run_in_order_on_one_named_thread() -> None:
     compute = ComputeThread()
     try:
         seen: list[tuple[int, str]] = []
-        futures = [
-            compute.call(lambda n=n: seen.append((n, threading.current_thread().name)))
-            for n in range(5)
-        ]
+
+        def record(n: int) -> None:
+            seen.append((n, threading.current_thread().name))
+
+        futures = [compute.call(partial(record, n)) for n in range(5)]
         for future in futures:
             future.result(timeout=5)
         assert seen == [(n, THREAD_NAME) for n in range(5)]

@@ -16,6 +16,7 @@ from paddler_tui.models import default_model_path
 from paddler_tui.server.agent.engine import extra_buffers
 from paddler_tui.server.agent.engine.engine import Engine
 from paddler_tui.server.agent.engine.extra_buffers import (
+    ExtraBuffersMode,
     ExtraBuffersVerdict,
     ProbeOutcome,
     VerdictCache,
@@ -67,10 +68,10 @@ def cache(tmp_path: Path) -> VerdictCache:
 
 
 @pytest.mark.parametrize("mode", ["on", "off"])
-async def test_on_and_off_never_probe(mode: str, cache: VerdictCache) -> None:
+async def test_on_and_off_never_probe(mode: ExtraBuffersMode, cache: VerdictCache) -> None:
     probes = Probes(SEGFAULT)
     verdict = await decide_extra_buffers(
-        mode,  # type: ignore[arg-type]
+        mode,
         MODEL,
         threads=None,
         cache=cache,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import JsonValue
 
 from paddler_tui.protocol.generated_token import InvalidJson, ValidJson
 from paddler_tui.protocol.tool import FunctionDefinition, Tool, ToolParametersSchema
@@ -19,7 +20,7 @@ from paddler_tui.server.agent.output.tool_call_validation import (
 PARIS = ValidJson(value={"location": "Paris"})
 
 
-def weather_tool(location_type: object = "string") -> Tool:
+def weather_tool(location_type: JsonValue = "string") -> Tool:
     return Tool(
         function=FunctionDefinition(
             name="get_weather",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from paddler_tui.protocol.agent_socket import (
@@ -20,41 +20,18 @@ from paddler_tui.protocol.agent_socket import (
     decode_agent_frame,
     encode_agent_to_balancer_message,
 )
-from paddler_tui.protocol.agent_status import SlotAggregatedStatusSnapshot
 from paddler_tui.protocol.envelope import (
     ContinueFromRawPrompt,
-    GeneratedToken,
     StopRespondingTo,
 )
-from paddler_tui.protocol.generated_token import ContentToken, Done
 from paddler_tui.protocol.requests import ContinueFromRawPromptParams
-from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.agent_pool import AgentPool
 from paddler_tui.server.balancer.change_signal import ChangeSignal
 from paddler_tui.server.balancer.request_forwarder import RequestForwarder
 from paddler_tui.server.balancer.slot_buffer import SlotBuffer
-
-
-def status(
-    *, slots_total: int, version: int = 0, **changes: object
-) -> SlotAggregatedStatusSnapshot:
-    fields: dict[str, object] = {
-        "desired_slots_total": slots_total,
-        "download_current": 0,
-        "download_filename": None,
-        "download_indeterminate": False,
-        "download_total": 0,
-        "issues": [],
-        "model_path": "/models/m.gguf",
-        "slots_processing": 0,
-        "slots_total": slots_total,
-        "state_application_status": "Applied",
-        "uses_chat_template_override": False,
-        "version": version,
-    }
-    fields.update(changes)
-    return SlotAggregatedStatusSnapshot.model_validate(fields)
+from tests.support.agent_status import status
+from tests.support.generated_tokens import token
 
 
 @dataclass
@@ -81,8 +58,7 @@ class RecordingSend:
             if isinstance(m, ToAgentNotificationEnvelope) and isinstance(m.value, StopRespondingTo)
         ]
 
-    async def wait_for(self, predicate: object, timeout: float = 5.0) -> None:
-        assert callable(predicate)
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
         async with asyncio.timeout(timeout):
             while True:
                 generation = self.changed.generation
@@ -110,10 +86,6 @@ def raw_prompt(text: str = "Hello", max_tokens: int = 8) -> ContinueFromRawPromp
     )
 
 
-def token(text: str) -> GeneratedToken:
-    return GeneratedToken(value=ContentToken(value=text))
-
-
 def relayed(request_id: str, text: str) -> RelayedToken:
     """A content token as the agent socket reads it off the wire: kept as JSON."""
     frame = encode_agent_to_balancer_message(
@@ -124,13 +96,10 @@ def relayed(request_id: str, text: str) -> RelayedToken:
     return message
 
 
-def done() -> GeneratedToken:
-    return GeneratedToken(value=Done(usage=TokenUsage.zero()))
-
-
-async def wait_until(signal: ChangeSignal, predicate: object, timeout: float = 5.0) -> None:
+async def wait_until(
+    signal: ChangeSignal, predicate: Callable[[], bool], timeout: float = 5.0
+) -> None:
     """Until ``predicate()`` holds, re-checked after every change on ``signal``."""
-    assert callable(predicate)
     async with asyncio.timeout(timeout):
         while True:
             generation = signal.generation

@@ -16,7 +16,9 @@ from paddler_tui.server.balancer.agent_controller import (
 )
 from paddler_tui.server.balancer.agent_pool import AgentAlreadyRegisteredError, AgentPool
 from paddler_tui.server.balancer.slot_buffer import BufferOverflowError, SlotBuffer
-from tests.balancer.pool_fakes import done, make_agent, status
+from tests.balancer.pool_fakes import make_agent
+from tests.support.agent_status import status
+from tests.support.generated_tokens import done
 
 
 def pool_of(*slots: int) -> AgentPool:

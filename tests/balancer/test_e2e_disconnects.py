@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 
 from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot, BufferedRequestsSnapshot
@@ -38,7 +39,7 @@ LONG_MS = "60000"
 RELEASE_S = 1.0
 RAW_PROMPT = "/api/v1/continue_from_raw_prompt"
 
-T = TypeVar("T")
+T = TypeVar("T", bound=BaseModel)
 Agents = SnapshotWatcher[AgentControllerPoolSnapshot]
 Buffer = SnapshotWatcher[BufferedRequestsSnapshot]
 

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 MakeCluster = Callable[[str], Cluster]
 
 
-def producer_of(messages: list[InferenceServerMessage]) -> str | None:
+def producer_of(messages: list[InferenceServerMessage]) -> str:
     """The one agent that produced a whole successful stream."""
     assert all(isinstance(m, ResponseEnvelope) for m in messages), messages
     last = messages[-1]
@@ -37,6 +37,7 @@ def producer_of(messages: list[InferenceServerMessage]) -> str | None:
     assert isinstance(last.response, GeneratedToken)
     assert isinstance(last.response.value, Done)
     (producer,) = {m.generated_by for m in messages if isinstance(m, ResponseEnvelope)}
+    assert producer is not None
     return producer
 
 
@@ -52,7 +53,7 @@ async def test_four_single_slot_agents_serve_four_requests_one_each(
         )
 
     producers = [producer_of(messages) for messages in streams]
-    assert sorted(producers) == ["agent-1", "agent-2", "agent-3", "agent-4"]  # type: ignore[type-var]
+    assert sorted(producers) == ["agent-1", "agent-2", "agent-3", "agent-4"]
 
 
 async def test_sixteen_requests_on_four_by_four_put_exactly_four_on_each_agent(

@@ -58,7 +58,7 @@ async def test_a_batch_is_split_across_agents_with_one_final_done(cluster: Clust
     *results, final = messages
     assert all(isinstance(m, ResponseEnvelope) for m in messages)
     chunks: dict[str, list[str]] = defaultdict(list)
-    producers: dict[str, set[str | None]] = defaultdict(set)
+    producers: dict[str, set[str]] = defaultdict(set)
     for message in results:
         assert isinstance(message, ResponseEnvelope)
         assert isinstance(message.response, EmbeddingResponse)
@@ -66,16 +66,18 @@ async def test_a_batch_is_split_across_agents_with_one_final_done(cluster: Clust
         assert isinstance(produced, EmbeddingProduced)
         assert len(produced.value.embedding) > 0
         chunks[message.request_id].append(produced.value.source_document_id)
+        assert message.generated_by is not None
         producers[message.request_id].add(message.generated_by)
     # min(5, max(2 agents, ceil(5 / 256))) = 2 chunks, in order, the first one larger.
     assert sorted(chunks.values(), key=len, reverse=True) == [
         ["doc-0", "doc-1", "doc-2"],
         ["doc-3", "doc-4"],
     ]
-    assert sorted(p for (p,) in producers.values()) == ["agent-1", "agent-2"]  # type: ignore[type-var]
+    assert sorted(p for (p,) in producers.values()) == ["agent-1", "agent-2"]
+    assert isinstance(final, ResponseEnvelope)
     assert final == ResponseEnvelope(
         generated_by=None,
-        request_id=final.request_id,  # type: ignore[union-attr]
+        request_id=final.request_id,
         response=EmbeddingResponse(value=EmbeddingDone()),
     )
     assert final.request_id not in chunks

@@ -22,7 +22,6 @@ from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot, Model
 from paddler_tui.protocol.desired_state import ChatTemplate
 from paddler_tui.protocol.envelope import ErrorDetails, ErrorEnvelope
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
-from tests.balancer.pool_fakes import token
 from tests.support.cluster import (
     Cluster,
     FakeAgent,
@@ -35,6 +34,7 @@ from tests.support.cluster import (
     raw_prompt_body,
     watch_agents,
 )
+from tests.support.generated_tokens import token
 
 pytestmark = pytest.mark.slow
 
@@ -108,8 +108,10 @@ async def test_an_agent_that_stops_sending_mid_stream_gets_the_504_after_its_las
         last_token_at = loop.time()
         timeout = await anext(stream)
 
-        assert [m.response for m in tokens] == [token("a"), token("b"), token("c")]  # type: ignore[union-attr]
-        assert {m.generated_by for m in tokens} == {"fake"}  # type: ignore[union-attr]
+        responses = [m for m in tokens if isinstance(m, ResponseEnvelope)]
+        assert responses == tokens
+        assert [m.response for m in responses] == [token("a"), token("b"), token("c")]
+        assert {m.generated_by for m in responses} == {"fake"}
         assert isinstance(timeout, ErrorEnvelope)
         assert timeout.error.description == ITEM_TIMEOUT
         assert loop.time() - last_token_at >= ITEM_TIMEOUT_MS / 1000 - 0.1
@@ -181,7 +183,9 @@ async def test_a_second_registration_of_a_live_agent_id_is_refused(
             reading = asyncio.create_task(next_message(stream))
             request = await first.next_request()
             await first.respond(request.id, token("ok"))
-            assert (await reading).generated_by == "first"  # type: ignore[union-attr]
+            answer = await reading
+            assert isinstance(answer, ResponseEnvelope)
+            assert answer.generated_by == "first"
             await stream.aclose()
 
 

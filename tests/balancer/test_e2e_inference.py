@@ -18,7 +18,8 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from paddler_tui.protocol.envelope import ErrorEnvelope
+from paddler_tui.protocol.agent_status import AgentControllerPoolSnapshot
+from paddler_tui.protocol.envelope import ErrorEnvelope, GeneratedToken
 from paddler_tui.protocol.generated_token import ContentToken, Done
 from paddler_tui.protocol.inference_socket import ResponseEnvelope
 from tests.support.cluster import (
@@ -67,21 +68,21 @@ def cluster(make_module_cluster: Callable[[str], Cluster]) -> Cluster:
 
 
 @pytest.fixture
-async def agents(cluster: Cluster) -> AsyncIterator[SnapshotWatcher[object]]:
+async def agents(cluster: Cluster) -> AsyncIterator[SnapshotWatcher[AgentControllerPoolSnapshot]]:
     async with watch_agents(cluster.b) as watcher:
         await watcher.until(lambda s: busy(s) == 0, timeout=10)
-        yield watcher  # type: ignore[misc]
+        yield watcher
 
 
 @pytest.fixture
 async def occupied(
-    cluster: Cluster, agents: SnapshotWatcher[object]
+    cluster: Cluster, agents: SnapshotWatcher[AgentControllerPoolSnapshot]
 ) -> AsyncIterator[ClientConnection]:
     """The only slot busy with a long socket request whose id is ``long``."""
     async with connect(cluster.b.inference_socket_url) as socket:
         await socket.send(socket_request("long", 1000))
         await socket.recv()  # its first token: it is running on the agent
-        await agents.until(lambda s: busy(s) == 1, timeout=10)  # type: ignore[arg-type]
+        await agents.until(lambda s: busy(s) == 1, timeout=10)
         yield socket
 
 
@@ -99,23 +100,26 @@ async def frames_until(socket: ClientConnection, request_id: str) -> list[dict[s
 
 
 async def test_conversation_and_raw_prompt_stream_ndjson_from_the_agent(
-    cluster: Cluster, agents: SnapshotWatcher[object]
+    cluster: Cluster, agents: SnapshotWatcher[AgentControllerPoolSnapshot]
 ) -> None:
     async with http_client() as client:
         for path, body in ((CONVERSATION, conversation_body()), (RAW_PROMPT, raw_prompt_body(8))):
             messages = await collect(client, f"{cluster.b.inference_url}{path}", body)
-            assert all(isinstance(m, ResponseEnvelope) for m in messages)
-            (request_id,) = {m.request_id for m in messages}  # type: ignore[union-attr]
+            responses = [m for m in messages if isinstance(m, ResponseEnvelope)]
+            assert responses == messages
+            (request_id,) = {m.request_id for m in responses}
             assert len(request_id) == 21
-            assert {m.generated_by for m in messages} == {"agent-1"}  # type: ignore[union-attr]
-            *tokens, last = [m.response.value for m in messages]  # type: ignore[union-attr]
+            assert {m.generated_by for m in responses} == {"agent-1"}
+            generated = [m.response for m in responses if isinstance(m.response, GeneratedToken)]
+            assert len(generated) == len(responses)
+            *tokens, last = [g.value for g in generated]
             assert tokens and all(isinstance(t, ContentToken) for t in tokens)
             assert isinstance(last, Done)
             assert last.usage.content_tokens == len(tokens)
 
 
 async def test_the_socket_multiplexes_requests_under_the_clients_ids(
-    cluster: Cluster, agents: SnapshotWatcher[object]
+    cluster: Cluster, agents: SnapshotWatcher[AgentControllerPoolSnapshot]
 ) -> None:
     async with connect(cluster.b.inference_socket_url) as socket:
         await socket.send(
@@ -257,7 +261,9 @@ async def test_embeddings_in_generation_mode_are_a_501(cluster: Cluster) -> None
 
 
 async def test_a_duplicate_socket_id_in_flight_is_a_400_and_reusable_after(
-    cluster: Cluster, occupied: ClientConnection, agents: SnapshotWatcher[object]
+    cluster: Cluster,
+    occupied: ClientConnection,
+    agents: SnapshotWatcher[AgentControllerPoolSnapshot],
 ) -> None:
     await occupied.send(socket_request("long", 4))
     duplicate = json.loads(await _first_error(occupied))
@@ -282,7 +288,7 @@ async def test_a_duplicate_socket_id_in_flight_is_a_400_and_reusable_after(
         }
 
     await occupied.send(socket_stop("long"))
-    await agents.until(lambda s: busy(s) == 0, timeout=5)  # type: ignore[arg-type]
+    await agents.until(lambda s: busy(s) == 0, timeout=5)
     await occupied.send(socket_request("long", 4))
     while (
         "Done"

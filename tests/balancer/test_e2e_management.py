@@ -26,12 +26,12 @@ from tests.balancer.test_state_database import DEFAULT_STATE_JSON
 from tests.support.cluster import (
     Cluster,
     deterministic_state,
-    free_port,
     http_client,
     state_json,
     watch_agents,
     watch_buffer,
 )
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.slow
 

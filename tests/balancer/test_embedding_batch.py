@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -18,7 +19,7 @@ from paddler_tui.protocol.envelope import EmbeddingResponse, ErrorEnvelope, Gene
 from paddler_tui.protocol.inference_socket import InferenceServerMessage, ResponseEnvelope
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from paddler_tui.server.balancer.embedding_batch import embed_batch, split_documents
-from tests.balancer.pool_fakes import dispatch, make_agent
+from tests.balancer.pool_fakes import RecordingSend, dispatch, make_agent
 
 
 @pytest.mark.parametrize(
@@ -62,9 +63,18 @@ def embedding(document_id: str) -> EmbeddingResponse:
     )
 
 
-async def collect(stream: object) -> list[InferenceServerMessage]:
-    async with contextlib.aclosing(stream) as messages:  # type: ignore[type-var]
-        return [message async for message in messages]  # type: ignore[attr-defined]
+async def collect(
+    stream: AsyncGenerator[InferenceServerMessage, None],
+) -> list[InferenceServerMessage]:
+    async with contextlib.aclosing(stream) as messages:
+        return [message async for message in messages]
+
+
+def source_document_id(message: InferenceServerMessage) -> str:
+    assert isinstance(message, ResponseEnvelope)
+    assert isinstance(message.response, EmbeddingResponse)
+    assert isinstance(message.response.value, EmbeddingProduced)
+    return message.response.value.value.source_document_id
 
 
 async def test_chunks_run_on_every_agent_and_end_with_a_single_done() -> None:
@@ -76,7 +86,11 @@ async def test_chunks_run_on_every_agent_and_end_with_a_single_done() -> None:
             collect(embed_batch(d.forwarder, params(3), agents=2, batch_size=256))
         )
         for agent, send in agents:
-            await send.wait_for(lambda send=send: len(send.requests()) == 1)
+
+            def one_request(send: RecordingSend = send) -> bool:
+                return len(send.requests()) == 1
+
+            await send.wait_for(one_request)
             (request,) = send.requests()
             assert isinstance(request.request, GenerateEmbeddingBatch)
             for document in request.request.value.input_batch:
@@ -84,14 +98,21 @@ async def test_chunks_run_on_every_agent_and_end_with_a_single_done() -> None:
             agent.deliver(request.id, EmbeddingResponse(value=EmbeddingDone()))
         messages = await merged
 
-    sent = [[doc.id for doc in s.requests()[0].request.value.input_batch] for _, s in agents]  # type: ignore[union-attr]
+    requests = [s.requests()[0].request for _, s in agents]
+    sent = [
+        [doc.id for doc in r.value.input_batch]
+        for r in requests
+        if isinstance(r, GenerateEmbeddingBatch)
+    ]
     assert sorted(sent) == [["d0", "d1"], ["d2"]]
     *results, final = messages
-    assert sorted(m.response.value.value.source_document_id for m in results) == ["d0", "d1", "d2"]  # type: ignore[union-attr]
-    assert {m.generated_by for m in results} == {"a", "b"}  # type: ignore[union-attr]
+    responses = [m for m in results if isinstance(m, ResponseEnvelope)]
+    assert responses == results
+    assert sorted(source_document_id(m) for m in responses) == ["d0", "d1", "d2"]
+    assert {m.generated_by for m in responses} == {"a", "b"}
     assert isinstance(final, ResponseEnvelope)
     assert (final.generated_by, final.response) == (None, EmbeddingResponse(value=EmbeddingDone()))
-    assert final.request_id not in {m.request_id for m in results}  # type: ignore[union-attr]
+    assert final.request_id not in {m.request_id for m in responses}
 
 
 async def test_a_chunks_error_is_forwarded_and_the_batch_still_ends_with_done() -> None:

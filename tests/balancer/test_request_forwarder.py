@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -19,7 +20,7 @@ from paddler_tui.protocol.envelope import (
     GenerateEmbeddingBatch,
 )
 from paddler_tui.protocol.inference_socket import (
-    InferenceServerMessage,
+    OutgoingMessage,
     RelayedResponse,
     ResponseEnvelope,
     encode_inference_server_message,
@@ -30,13 +31,12 @@ from tests.balancer.pool_fakes import (
     Dispatch,
     RecordingSend,
     dispatch,
-    done,
     make_agent,
     raw_prompt,
     relayed,
-    token,
     wait_until,
 )
+from tests.support.generated_tokens import done, token
 
 ITEM_TIMEOUT_TEXT = (
     "Inference timed out after {ms}ms waiting for next token. "
@@ -121,7 +121,9 @@ async def test_an_embedding_batch_ends_at_its_done() -> None:
             first = asyncio.create_task(anext(stream))
             await send.wait_for(lambda: len(send.requests()) == 1)
             agent.deliver("emb", agent_done)
-            assert (await first).response == agent_done  # type: ignore[union-attr]
+            answer = await first
+            assert isinstance(answer, ResponseEnvelope)
+            assert answer.response == agent_done
             assert [m async for m in stream] == []
         assert agent.slots_processing == 0
 
@@ -339,8 +341,10 @@ async def test_each_request_gets_only_its_own_items(slots: int) -> None:
         results = await asyncio.gather(*collecting)
 
         for request_id, messages in zip(ids, results, strict=True):
-            assert {m.request_id for m in messages} == {request_id}  # type: ignore[union-attr]
-            assert messages[0].response == token(request_id)  # type: ignore[union-attr]
+            responses = [m for m in messages if isinstance(m, ResponseEnvelope)]
+            assert responses == messages
+            assert {m.request_id for m in responses} == {request_id}
+            assert responses[0].response == token(request_id)
         assert agent.slots_processing == 0
 
 
@@ -354,7 +358,7 @@ async def test_with_a_sink_tokens_skip_the_iterator_and_keep_their_order() -> No
             await send.wait_for(lambda: len(send.requests()) == 1)
 
             agent.deliver("req-1", relayed("req-1", "a"))  # straight to the sink
-            assert [m.token.text for m in delivered] == ["a"]  # type: ignore[attr-defined]
+            assert [m.token.text for m in delivered if isinstance(m, RelayedResponse)] == ["a"]
             assert [r.tokens for r in d.forwarder.monitor.requests()] == [1]
             agent.deliver("req-1", token("b"))  # typed: through the iterator
             agent.deliver("req-1", relayed("req-1", "c"))  # queued behind "b", not before it
@@ -411,6 +415,6 @@ async def test_a_sink_gets_nothing_once_the_client_left() -> None:
         await released(d, agent)
 
 
-async def _collect(stream: object) -> list[InferenceServerMessage]:
-    async with contextlib.aclosing(stream) as messages:  # type: ignore[type-var]
-        return [message async for message in messages]  # type: ignore[attr-defined]
+async def _collect(stream: AsyncGenerator[OutgoingMessage, None]) -> list[OutgoingMessage]:
+    async with contextlib.aclosing(stream) as messages:
+        return [message async for message in messages]

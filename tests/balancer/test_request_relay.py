@@ -10,6 +10,7 @@ records exactly one finish.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import get_args
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +20,7 @@ from paddler_tui.protocol.agent_socket import ChatTemplateOverride
 from paddler_tui.protocol.embedding import EmbeddingDone
 from paddler_tui.protocol.envelope import EmbeddingResponse
 from paddler_tui.protocol.inference_socket import RelayedResponse, ResponseEnvelope
+from paddler_tui.protocol.monitor import MonitorEventKind
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.relay import (
     Action,
@@ -43,7 +45,8 @@ from paddler_tui.server.balancer.request_errors import (
     error_envelope,
     item_timeout_error,
 )
-from tests.balancer.pool_fakes import done, raw_prompt, relayed, token
+from tests.balancer.pool_fakes import raw_prompt, relayed
+from tests.support.generated_tokens import done, token
 
 S = RelayState
 TIMEOUT_MS = 1234
@@ -269,13 +272,13 @@ def test_an_embedding_stream_ends_at_its_done_without_usage() -> None:
     ],
 )
 def test_errors_carry_paddlers_codes_and_texts(
-    events: tuple[str, ...], error: tuple[int, str], kind: str
+    events: tuple[str, ...], error: tuple[int, str], kind: MonitorEventKind
 ) -> None:
     relay = relay_after(*events[:-1])
 
     actions = EVENTS[events[-1]](relay)
 
-    assert actions[0] == RecordFinish(kind, error[1])  # type: ignore[arg-type]
+    assert actions[0] == RecordFinish(kind, error[1])
     assert actions[-1] == EndStream(error_envelope("req-1", error))
 
 
@@ -373,4 +376,4 @@ def test_every_action_type_is_covered() -> None:
         for action in event(relay_after(*state))
         if action != TOKEN
     }
-    assert seen == set(Action.__args__)  # type: ignore[attr-defined]
+    assert seen == set(get_args(Action))

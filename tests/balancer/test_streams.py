@@ -11,7 +11,7 @@ from paddler_tui.protocol.inference_socket import InferenceServerMessage, Respon
 from paddler_tui.server.balancer.change_signal import ChangeSignal
 from paddler_tui.server.balancer.web.inference_service import ndjson
 from paddler_tui.server.balancer.web.sse import snapshot_events
-from tests.balancer.pool_fakes import token
+from tests.support.generated_tokens import token
 
 
 async def test_closing_the_lines_closes_the_request_stream_at_once() -> None:
@@ -29,7 +29,8 @@ async def test_closing_the_lines_closes_the_request_stream_at_once() -> None:
     lines = ndjson(stream)
     assert (await anext(lines)).endswith(b"\n")
 
-    await lines.aclose()  # type: ignore[attr-defined]
+    assert isinstance(lines, AsyncGenerator)
+    await lines.aclose()
 
     assert closed
 

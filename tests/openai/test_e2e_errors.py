@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 import openai
 import orjson
 import pytest
+from openai.types.chat.completion_create_params import CompletionCreateParamsBase
+from openai.types.responses.response_create_params import ResponseCreateParamsBase
 
 from tests.openai.conftest import openai_client
 from tests.support.cluster import Cluster, greedy_state, watch_buffer
@@ -21,11 +23,19 @@ from tests.support.cluster import Cluster, greedy_state, watch_buffer
 pytestmark = pytest.mark.slow
 
 QUESTION: list[Any] = [{"role": "user", "content": "What is 2+2?"}]
-CHAT = {"model": "smol", "messages": QUESTION, "max_completion_tokens": 50}
-RESPONSE = {"model": "smol", "input": "What is 2+2?", "max_output_tokens": 50}
+CHAT: CompletionCreateParamsBase = {
+    "model": "smol",
+    "messages": QUESTION,
+    "max_completion_tokens": 50,
+}
+RESPONSE: ResponseCreateParamsBase = {
+    "model": "smol",
+    "input": "What is 2+2?",
+    "max_output_tokens": 50,
+}
 
 
-def sse_payloads(cluster: Cluster, path: str, body: dict[str, Any]) -> list[str]:
+def sse_payloads(cluster: Cluster, path: str, body: Mapping[str, object]) -> list[str]:
     response = httpx.post(
         f"{cluster.b.openai_url}{path}", json={**body, "stream": True}, timeout=30
     )
@@ -162,7 +172,7 @@ def test_overflow_is_a_429(one_slot: Cluster) -> None:
     ],
 )
 async def test_a_client_leaving_the_buffer_frees_its_place(
-    waiting: Cluster, path: str, body: dict[str, Any]
+    waiting: Cluster, path: str, body: Mapping[str, object]
 ) -> None:
     async with (
         watch_buffer(waiting.b) as buffer,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import httpx
 import openai
@@ -17,6 +17,16 @@ pytestmark = pytest.mark.slow
 
 QUESTION: list[Any] = [{"role": "user", "content": "What is 2+2?"}]
 STORY: list[Any] = [{"role": "user", "content": "Tell me a story."}]
+
+
+class TokenLimit(TypedDict, total=False):
+    max_tokens: int
+    max_completion_tokens: int
+
+
+class Sampling(TypedDict, total=False):
+    temperature: float
+    seed: int
 
 
 def sse_data(cluster: Cluster, path: str, body: dict[str, Any]) -> list[str]:
@@ -79,14 +89,18 @@ def test_stream_without_usage_ends_with_done(cluster: Cluster) -> None:
     assert chunks and all("usage" not in chunk for chunk in chunks)
 
 
-@pytest.mark.parametrize("limit", ["max_tokens", "max_completion_tokens"])
-def test_length_when_the_token_limit_cuts(cluster: Cluster, limit: str) -> None:
+@pytest.mark.parametrize(
+    "limit",
+    [TokenLimit(max_tokens=3), TokenLimit(max_completion_tokens=3)],
+    ids=["max_tokens", "max_completion_tokens"],
+)
+def test_length_when_the_token_limit_cuts(cluster: Cluster, limit: TokenLimit) -> None:
     client = openai_client(cluster)
-    completion = client.chat.completions.create(model="smol", messages=STORY, **{limit: 3})
+    completion = client.chat.completions.create(model="smol", messages=STORY, **limit)
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None and completion.usage.completion_tokens == 3
     chunks = list(
-        client.chat.completions.create(model="smol", messages=STORY, stream=True, **{limit: 3})
+        client.chat.completions.create(model="smol", messages=STORY, stream=True, **limit)
     )
     assert chunks[-1].choices[0].finish_reason == "length"
 
@@ -94,7 +108,7 @@ def test_length_when_the_token_limit_cuts(cluster: Cluster, limit: str) -> None:
 def test_temperature_and_seed_per_request(cluster: Cluster) -> None:
     client = openai_client(cluster)
 
-    def story(**sampling: Any) -> str | None:
+    def story(**sampling: Unpack[Sampling]) -> str | None:
         completion = client.chat.completions.create(
             model="smol", messages=STORY, max_completion_tokens=12, **sampling
         )

@@ -15,6 +15,7 @@ from paddler_tui.protocol.embedding import (
     EmbeddingInputDocument,
     EmbeddingProduced,
     EmbeddingRejectedDueToActiveTokenGeneration,
+    EmbeddingResult,
     EmbeddingsDisabled,
     NoEmbeddingsProduced,
 )
@@ -107,7 +108,7 @@ def test_base64_is_little_endian_float32() -> None:
         (NoEmbeddingsProduced(), 500, "server_error"),
     ],
 )
-def test_agent_failures(result: object, status: int, error_type: str) -> None:
+def test_agent_failures(result: EmbeddingResult, status: int, error_type: str) -> None:
     collected = EmbeddingsResult(model="m", inputs=2, encoding="float")
     collected.feed(embedding(result))
     assert collected.done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import JsonValue
 
 from paddler_tui.protocol.embedding import EmbeddingDone
 from paddler_tui.protocol.generated_token import (
@@ -113,7 +114,9 @@ def test_schema_type_defaults_to_object_and_parameters_may_be_absent() -> None:
         ({"type": "object", "properties": ["a"]}, "tool 'f': invalid parameters (properties"),
     ],
 )
-def test_bad_tool_schemas_are_invalid_requests(parameters: dict[str, object], message: str) -> None:
+def test_bad_tool_schemas_are_invalid_requests(
+    parameters: dict[str, JsonValue], message: str
+) -> None:
     with pytest.raises(OpenAIError) as raised:
         native_tool("f", "d", parameters)
     assert raised.value.status_code == 400

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
+from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.web.openai_service import loaded_models, model_list
+from tests.balancer.pool_fakes import make_agent
 
 
-def agent(model_path: str | None) -> SimpleNamespace:
-    return SimpleNamespace(status=SimpleNamespace(model_path=model_path))
+def agent(model_path: str | None) -> AgentController:
+    made, _ = make_agent("agent", slots=1)
+    made.status = made.status.model_copy(update={"model_path": model_path})
+    return made
 
 
 def test_each_loaded_model_once_by_file_name() -> None:

@@ -6,6 +6,7 @@ import orjson
 
 from paddler_tui.protocol import codec
 from paddler_tui.protocol.agent_socket import (
+    FromAgentNotificationEnvelope,
     RegisterAgent,
     decode_agent_to_balancer_message,
 )
@@ -66,7 +67,8 @@ def test_register_agent_name_may_be_omitted() -> None:
         '"download_total":0,"issues":[],"slots_processing":0,"slots_total":0,'
         '"state_application_status":"Fresh","uses_chat_template_override":false,"version":0}}}}'
     )
-    notification = message.value  # type: ignore[union-attr]
+    assert isinstance(message, FromAgentNotificationEnvelope)
+    notification = message.value
     assert isinstance(notification, RegisterAgent)
     assert notification.name is None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable
+from typing import TypeGuard
 
 from websockets.asyncio.client import ClientConnection
 
@@ -54,7 +55,7 @@ class SocketRequests:
         return first.generated_by if isinstance(first, ResponseEnvelope) else None
 
 
-def is_done(message: InferenceServerMessage) -> bool:
+def is_done(message: InferenceServerMessage) -> TypeGuard[ResponseEnvelope]:
     return (
         isinstance(message, ResponseEnvelope)
         and isinstance(message.response, GeneratedToken)

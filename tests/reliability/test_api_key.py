@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from paddler_tui.client.management import ManagementClient
 from paddler_tui.client.monitor import monitor_updates
 from paddler_tui.client.monitoring.feed import FeedConnected, monitor_feed
 from paddler_tui.net_address import HostPort
+from paddler_tui.protocol.embedding import L2
 from paddler_tui.protocol.envelope import GenerateEmbeddingBatch
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
 from paddler_tui.server.balancer.web import auth
@@ -200,12 +201,13 @@ async def test_the_client_library_and_the_tui_services_send_the_key(
         socket = await services.inference_socket()
         stream = await socket.request(
             GenerateEmbeddingBatch(
-                value=GenerateEmbeddingBatchParams(input_batch=[], normalization_method="L2")
+                value=GenerateEmbeddingBatchParams(input_batch=[], normalization_method=L2())
             )
         )
         assert [message async for message in stream]  # refused in token mode, then Done
         feed = monitor_feed(services.management, management)
         assert await asyncio.wait_for(anext(feed), 5) == FeedConnected("monitor socket")
+        assert isinstance(feed, AsyncGenerator)
         await feed.aclose()
     finally:
         await services.aclose()
@@ -311,7 +313,7 @@ def test_the_key_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -
         compared.append((left, right))
         return original(left, right)
 
-    monkeypatch.setattr(auth.hmac, "compare_digest", compare_digest)
+    monkeypatch.setattr(hmac, "compare_digest", compare_digest)  # the module auth calls
     assert auth.is_authorized(Headers({"authorization": "Bearer nope"}), KEY) is False
     assert auth.is_authorized(Headers({"authorization": f"Bearer {KEY}"}), KEY) is True
     assert len(compared) == 2

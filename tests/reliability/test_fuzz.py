@@ -22,6 +22,7 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -61,7 +62,7 @@ EMBEDDINGS = {"input_batch": [{"content": "Hi", "id": "d1"}], "normalization_met
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}
 RESPONSES = {"model": "m", "input": "Hi", "max_output_tokens": 2}
 OPENAI_EMBEDDINGS = {"model": "m", "input": "Hi"}
-STATUS = {
+STATUS: dict[str, object] = {
     "desired_slots_total": 1,
     "download_current": 0,
     "download_filename": None,
@@ -146,7 +147,7 @@ BODY_ROUTES = [
     Route("openai", "POST", "/v1/responses", RESPONSES),
     Route("openai", "POST", "/v1/embeddings", OPENAI_EMBEDDINGS, refusals=TOKEN_MODE_REFUSAL),
 ]
-SEED_MODELS = [
+SEED_MODELS: list[type[BaseModel]] = [
     ContinueFromRawPromptParams,
     ContinueFromConversationHistoryParams,
     GenerateEmbeddingBatchParams,
@@ -249,7 +250,7 @@ def assert_cluster_serves(target: Target) -> None:
 
 
 @pytest.mark.parametrize("model", SEED_MODELS, ids=lambda model: model.__name__)
-def test_every_seed_is_a_valid_body(model: type[Any]) -> None:
+def test_every_seed_is_a_valid_body(model: type[BaseModel]) -> None:
     (route,) = [r for r in BODY_ROUTES if r.seed is SEEDS_BY_MODEL[model]]
     codec.decode(codec.adapter_for(model), json.dumps(route.seed))
 

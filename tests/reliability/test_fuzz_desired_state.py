@@ -35,8 +35,8 @@ from paddler_tui.protocol.model_source import (
     NoModel,
     Url,
 )
-from tests.balancer.pool_fakes import status
 from tests.reliability.fuzz_strategies import bodies
+from tests.support.agent_status import status
 from tests.support.cluster import Cluster, deterministic_state, state_json
 
 pytestmark = pytest.mark.slow

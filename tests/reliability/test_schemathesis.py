@@ -11,16 +11,21 @@ that schema-invalid bodies are refused, and the HTTP basics around methods and h
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-from schemathesis import Case, CheckContext, Response
+from schemathesis import CheckContext, Response
 from schemathesis.specs.openapi import checks
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from paddler_tui.api_key import API_KEY_ENV
 from tests.support.cluster import BalancerProcess, Cluster, deterministic_state
+
+if TYPE_CHECKING:
+    # Only a name for type checkers: the OpenAPI flavour of schemathesis's generic Case.
+    from schemathesis.specs.openapi.schemas import OpenApiCase
 
 pytestmark = pytest.mark.slow
 
@@ -29,7 +34,7 @@ DISABLED_IN_TOKEN_MODE = {"/api/v1/generate_embedding_batch", "/v1/embeddings"}
 
 
 @schemathesis.check
-def no_server_error(ctx: CheckContext, response: Response, case: Case) -> None:
+def no_server_error(ctx: CheckContext, response: Response, case: OpenApiCase) -> None:
     status = response.status_code
     refused_by_mode = status == 501 and case.operation.path in DISABLED_IN_TOKEN_MODE
     if status >= 500 and not refused_by_mode:
@@ -94,17 +99,17 @@ openai = schemathesis.pytest.from_fixture("openai_schema")
 
 @inference.parametrize()
 @EXAMPLES
-def test_inference_service(case: Case, services: Services) -> None:
+def test_inference_service(case: OpenApiCase, services: Services) -> None:
     case.call_and_validate(headers=services.headers, timeout=10, checks=CHECKS)
 
 
 @management.parametrize()
 @EXAMPLES
-def test_management_service(case: Case, services: Services) -> None:
+def test_management_service(case: OpenApiCase, services: Services) -> None:
     case.call_and_validate(headers=services.headers, timeout=10, checks=CHECKS)
 
 
 @openai.parametrize()
 @EXAMPLES
-def test_openai_service(case: Case, services: Services) -> None:
+def test_openai_service(case: OpenApiCase, services: Services) -> None:
     case.call_and_validate(headers=services.headers, timeout=10, checks=CHECKS)

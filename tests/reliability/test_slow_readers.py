@@ -20,7 +20,6 @@ import pytest
 from websockets.client import ClientProtocol
 from websockets.uri import parse_uri
 
-from tests.balancer.pool_fakes import done, token
 from tests.reliability.streams import is_done
 from tests.support.cluster import (
     Cluster,
@@ -32,6 +31,7 @@ from tests.support.cluster import (
     socket_request,
     watch_agents,
 )
+from tests.support.generated_tokens import done, token
 
 pytestmark = pytest.mark.slow
 

@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -222,9 +223,9 @@ class ShellLauncher:
         return launched
 
 
-async def wait_for(condition: object, timeout: float = 10) -> None:
+async def wait_for(condition: Callable[[], object], timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():  # type: ignore[operator]
+        while not condition():
             await asyncio.sleep(0.01)
 
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ def cli(
     )
 
 
-def raw_prompt(inference: str) -> list[dict[str, object]]:
+def raw_prompt(inference: str) -> list[dict[str, Any]]:
     response = httpx.post(
         f"http://{inference}/api/v1/continue_from_raw_prompt",
         json={"max_tokens": 3, "raw_prompt": "Hello"},

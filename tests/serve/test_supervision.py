@@ -12,7 +12,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +76,11 @@ class Served:
 
         async def first() -> MonitorUpdate:
             updates = monitor_updates(self.management)
+            assert isinstance(updates, AsyncGenerator)
             try:
                 return await anext(updates)
             finally:
-                await updates.aclose()  # type: ignore[attr-defined]
+                await updates.aclose()
 
         return {local.name: local for local in asyncio.run(first()).local_agents}
 

@@ -30,12 +30,14 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 import httpx
+from pydantic import BaseModel
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from paddler_tui.api_key import API_KEY_ENV, authorization_headers
 from paddler_tui.models import default_model_path
 from paddler_tui.protocol.agent_socket import (
+    AgentToBalancerMessage,
     FromAgentNotificationEnvelope,
     FromAgentResponse,
     FromAgentResponseEnvelope,
@@ -57,7 +59,8 @@ from paddler_tui.protocol.inference_socket import (
     decode_inference_server_message,
 )
 from paddler_tui.protocol.model_source import LocalToAgent
-from tests.balancer.pool_fakes import done, status
+from tests.support.agent_status import status
+from tests.support.generated_tokens import done
 from tests.support.ports import free_port
 
 STARTUP_S = 20.0
@@ -69,7 +72,7 @@ BIND_ATTEMPTS = 5
 # max_tokens runs out, so a request with this prompt is as long as the test needs.
 COUNTING_PROMPT = "1, 2, 3, 4, 5, 6, 7, 8,"
 
-T = TypeVar("T")
+T = TypeVar("T", bound=BaseModel)
 
 
 def greedy_parameters(**parameters: object) -> InferenceParameters:
@@ -463,7 +466,7 @@ class SnapshotWatcher(Generic[T]):
 
     def __init__(self, url: str, model: type[T], headers: dict[str, str] | None = None) -> None:
         self.url = url
-        self._adapter = adapter_for(model)  # type: ignore[arg-type]
+        self._adapter = adapter_for(model)
         self.snapshots: list[T] = []
         self._changed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
@@ -592,9 +595,9 @@ class FakeAgent:
     async def __aexit__(self, *_: object) -> None:
         await self.close()
 
-    async def _send(self, message: object) -> None:
+    async def _send(self, message: AgentToBalancerMessage) -> None:
         assert self._socket is not None
-        await self._socket.send(encode_agent_to_balancer_message(message).decode())  # type: ignore[arg-type]
+        await self._socket.send(encode_agent_to_balancer_message(message).decode())
 
     async def _read(self) -> None:
         assert self._socket is not None

@@ -143,6 +143,8 @@ class RawFrame:
 
 # One scripted item of a conversation answer, sent in order on the inference socket.
 ChatItem = GeneratedTokenResult | ErrorDetails | RawFrame
+# Answers one conversation request with the items to send.
+ChatScript = Callable[[ContinueFromConversationHistoryParams], Sequence[ChatItem]]
 
 
 @dataclass
@@ -169,9 +171,7 @@ class FakeScript:
     embedding_dimensions: int = 8
     reply: tuple[str, ...] = ("Hello", " from", " the", " fake", ".")
     # Answers conversation requests on the socket instead of ``reply`` (tokens, errors, raw).
-    conversation: Callable[[ContinueFromConversationHistoryParams], Sequence[ChatItem]] | None = (
-        None
-    )
+    conversation: ChatScript | None = None
     # Pause before each socket frame of an answer, so it streams and can be stopped midway.
     item_delay_s: float = 0.0
     # Sent as the data of every agents stream event instead of the pool (malformed on purpose).

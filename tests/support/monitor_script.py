@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from paddler_tui.protocol.agent_issue import ModelFileDoesNotExist
@@ -9,10 +10,12 @@ from paddler_tui.protocol.monitor import (
     MonitorAgent,
     MonitorBuffer,
     MonitorEvent,
+    MonitorEventKind,
     MonitorLocalAgent,
     MonitorRequest,
     MonitorTimeouts,
     MonitorUpdate,
+    RequestPhase,
 )
 from paddler_tui.protocol.usage import TokenUsage
 
@@ -28,7 +31,7 @@ REPACK_ON: dict[str, Any] = {"extra_buffers": True, "extra_buffers_reason": PROB
 REPACK_CRASHED: dict[str, Any] = {"extra_buffers": False, "extra_buffers_reason": PROBE_CRASHED}
 
 
-def monitor_agent(agent_id: str, name: str, **fields: Any) -> MonitorAgent:
+def monitor_agent(agent_id: str, name: str | None, **fields: Any) -> MonitorAgent:
     values: dict[str, Any] = {
         "id": agent_id,
         "name": name,
@@ -46,12 +49,12 @@ def monitor_agent(agent_id: str, name: str, **fields: Any) -> MonitorAgent:
 
 
 def request(
-    request_id: str, *, phase: str, agent: str | None, started: int, last: int, tokens: int
+    request_id: str, *, phase: RequestPhase, agent: str | None, started: int, last: int, tokens: int
 ) -> MonitorRequest:
     return MonitorRequest(
         id=request_id,
         kind="conversation",
-        phase=phase,  # type: ignore[arg-type]
+        phase=phase,
         agent_id=agent,
         agent_name=agent,
         started_at=started,
@@ -64,10 +67,10 @@ def update(
     second: int,
     *,
     agents: list[MonitorAgent],
-    requests: list[MonitorRequest] = (),  # type: ignore[assignment]
+    requests: Sequence[MonitorRequest] = (),
     buffered: int = 0,
-    events: list[MonitorEvent] = (),  # type: ignore[assignment]
-    local_agents: list[MonitorLocalAgent] = (),  # type: ignore[assignment]
+    events: Sequence[MonitorEvent] = (),
+    local_agents: Sequence[MonitorLocalAgent] = (),
 ) -> MonitorUpdate:
     return MonitorUpdate(
         server_time=T0 + second * 1000,
@@ -82,8 +85,8 @@ def update(
     )
 
 
-def event(second: int, kind: str, message: str, **fields: Any) -> MonitorEvent:
-    return MonitorEvent(at=T0 + second * 1000, kind=kind, message=message, **fields)  # type: ignore[arg-type]
+def event(second: int, kind: MonitorEventKind, message: str, **fields: Any) -> MonitorEvent:
+    return MonitorEvent(at=T0 + second * 1000, kind=kind, message=message, **fields)
 
 
 def busy_minute() -> list[MonitorUpdate]:

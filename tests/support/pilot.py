@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from textual.pilot import Pilot
 
+AppResult = TypeVar("AppResult")
+
 
 async def wait_until(
-    pilot: Pilot[object], predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = ""
+    pilot: Pilot[AppResult], predicate: Callable[[], bool], *, timeout: float = 10.0, what: str = ""
 ) -> None:
     """Let the app run until ``predicate()`` holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

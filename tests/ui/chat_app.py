@@ -47,7 +47,7 @@ class ScriptedClock:
         return self._now
 
 
-async def chat_screen(pilot: Pilot[object], timeout: float = 10.0) -> ChatScreen:
+async def chat_screen(pilot: Pilot[None], timeout: float = 10.0) -> ChatScreen:
     app = pilot.app
     assert isinstance(app, PaddlerTuiApp)
     await wait_until(
@@ -61,7 +61,7 @@ async def chat_screen(pilot: Pilot[object], timeout: float = 10.0) -> ChatScreen
     return screen
 
 
-async def send(pilot: Pilot[object], screen: ChatScreen, text: str) -> None:
+async def send(pilot: Pilot[None], screen: ChatScreen, text: str) -> None:
     """Type ``text`` into the prompt, press Enter, wait until it is sent."""
     count = len(screen.messages)
     screen.query_one(ChatPrompt).text = text
@@ -70,7 +70,7 @@ async def send(pilot: Pilot[object], screen: ChatScreen, text: str) -> None:
 
 
 async def answer(
-    pilot: Pilot[object], screen: ChatScreen, text: str, *, timeout: float = 10.0
+    pilot: Pilot[None], screen: ChatScreen, text: str, *, timeout: float = 10.0
 ) -> StoredMessage:
     """Send ``text`` and wait for the stored answer."""
     count = len(screen.messages)

@@ -41,7 +41,7 @@ class ScreenHost(App[None]):
             widget.cursor_blink = False
 
 
-def screen_text(app: App[object]) -> str:
+def screen_text(app: App[None]) -> str:
     """What the terminal shows, as plain text lines."""
     update = app.screen._compositor.render_full_update()
     return "\n".join("".join(segment.text for segment in strip) for strip in update.strips)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from paddler_tui.client.chat.conversation_store import (
     Conversation,
     ConversationSettings,
+    Role,
     StoredMessage,
 )
 from paddler_tui.ui.chat_export import conversation_markdown, export_filename
@@ -12,8 +15,8 @@ from paddler_tui.ui.chat_export import conversation_markdown, export_filename
 SETTINGS = ConversationSettings(system_prompt="Be brief.", max_tokens=64, enable_thinking=False)
 
 
-def message(role: str, content: str, **fields: object) -> StoredMessage:
-    return StoredMessage(role=role, content=content, id=1, conversation_id=1, **fields)  # type: ignore[arg-type]
+def message(role: Role, content: str, **fields: Any) -> StoredMessage:
+    return StoredMessage(role=role, content=content, id=1, conversation_id=1, **fields)
 
 
 def test_markdown_export() -> None:

@@ -8,6 +8,7 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from textual.widgets import OptionList
 
 from paddler_tui.paths import data_dir
 from paddler_tui.ui.app import PaddlerTuiApp
@@ -101,4 +102,5 @@ async def test_the_conversation_is_there_after_a_restart(
         assert [m.content for m in screen.messages] == ["Name a colour.", first.content]
         shown = [w.content for w in screen.query(ChatMessage)]
         assert shown == ["Name a colour.", first.content]
-        assert screen.query_one(ChatSidebar).query_one("#chat-conversations").option_count == 1  # type: ignore[attr-defined]
+        conversations = screen.query_one(ChatSidebar).query_one("#chat-conversations", OptionList)
+        assert conversations.option_count == 1

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from textual import events
+from textual.widgets import DataTable, Input, OptionList, Switch, TextArea
 
 from paddler_tui.client.chat.conversation_store import ConversationStore
 from paddler_tui.protocol.envelope import ErrorDetails
@@ -31,9 +32,9 @@ from paddler_tui.ui.widgets.chat_message import ChatMessage
 from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
 from paddler_tui.ui.widgets.chat_status import ChatStatus
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
-from tests.support.fake_balancer import ChatItem, FakeBalancer, RawFrame
+from tests.support.fake_balancer import ChatItem, ChatScript, FakeBalancer, RawFrame
 from tests.support.pilot import wait_until
-from tests.ui.chat_app import ScriptedClock, answer, chat_screen, send, tui_options
+from tests.ui.chat_app import QUIET, ScriptedClock, answer, chat_screen, send, tui_options
 
 
 def usage(prompt: int, content: int, *, reasoning: int = 0) -> TokenUsage:
@@ -42,7 +43,7 @@ def usage(prompt: int, content: int, *, reasoning: int = 0) -> TokenUsage:
     )
 
 
-def numbered_answers() -> tuple[list[ContinueFromConversationHistoryParams], object]:
+def numbered_answers() -> tuple[list[ContinueFromConversationHistoryParams], ChatScript]:
     """A script answering "answer N" to the Nth request."""
     seen: list[ContinueFromConversationHistoryParams] = []
 
@@ -59,13 +60,8 @@ def fake() -> Iterator[FakeBalancer]:
         yield running
 
 
-def make_app(fake: FakeBalancer, tmp_path: Path, config: TuiConfig | None = None) -> PaddlerTuiApp:
-    options = tui_options(
-        fake.inference_addr,
-        fake.management_addr,
-        tmp_path,
-        **({"config": config} if config is not None else {}),
-    )
+def make_app(fake: FakeBalancer, tmp_path: Path, config: TuiConfig = QUIET) -> PaddlerTuiApp:
+    options = tui_options(fake.inference_addr, fake.management_addr, tmp_path, config=config)
     return PaddlerTuiApp(options, clock=ScriptedClock())
 
 
@@ -143,12 +139,12 @@ async def test_escape_stops_the_answer_midway(fake: FakeBalancer, tmp_path: Path
         assert stored.outcome == "stopped"
         assert stored.content.startswith("word0 word1 word2 word3")
         assert "word199" not in stored.content
-        assert "stopped" in str(widget.query_one(".chat-role", expect_type=None).render())
+        assert "stopped" in str(widget.query_one(".chat-role").render())
 
 
 async def test_regenerate_and_edit_the_last_message(fake: FakeBalancer, tmp_path: Path) -> None:
     seen, reply = numbered_answers()
-    fake.script.conversation = reply  # type: ignore[assignment]
+    fake.script.conversation = reply
     app = make_app(fake, tmp_path)
     async with app.run_test() as pilot:
         screen = await chat_screen(pilot)
@@ -189,12 +185,12 @@ async def test_conversation_settings_reach_the_request(fake: FakeBalancer, tmp_p
         await pilot.press("ctrl+o")
         await wait_until(pilot, lambda: isinstance(app.screen, ChatSettingsScreen))
         dialog = app.screen
-        dialog.query_one("#settings-system-prompt").text = "Answer in French."  # type: ignore[attr-defined]
-        dialog.query_one("#settings-max-tokens").value = "0"  # type: ignore[attr-defined]
+        dialog.query_one("#settings-system-prompt", TextArea).text = "Answer in French."
+        dialog.query_one("#settings-max-tokens", Input).value = "0"
         await pilot.press("ctrl+s")
         assert isinstance(app.screen, ChatSettingsScreen), "0 max tokens is refused"
-        dialog.query_one("#settings-max-tokens").value = "64"  # type: ignore[attr-defined]
-        dialog.query_one("#settings-thinking").value = True  # type: ignore[attr-defined]
+        dialog.query_one("#settings-max-tokens", Input).value = "64"
+        dialog.query_one("#settings-thinking", Switch).value = True
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: app.screen is screen)
         assert (
@@ -221,17 +217,17 @@ async def test_sidebar_new_search_rename_delete(fake: FakeBalancer, tmp_path: Pa
         assert screen.conversation is None
         assert not screen.query(ChatMessage)
         await answer(pilot, screen, "bananas are yellow")
-        conversations = screen.query_one("#chat-conversations")
-        assert conversations.option_count == 2  # type: ignore[attr-defined]
+        conversations = screen.query_one("#chat-conversations", OptionList)
+        assert conversations.option_count == 2
 
         await pilot.press("ctrl+f")
         await pilot.press(*"apple")
-        await wait_until(pilot, lambda: conversations.option_count == 1)  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: conversations.option_count == 1)
         await pilot.press("ctrl+a", "ctrl+k")
-        await wait_until(pilot, lambda: conversations.option_count == 2)  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: conversations.option_count == 2)
 
         conversations.focus()
-        conversations.highlighted = 1  # type: ignore[attr-defined]  # the older one: apples
+        conversations.highlighted = 1  # the older one: apples
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen.messages[0].content == "apples are red")
 
@@ -246,7 +242,7 @@ async def test_sidebar_new_search_rename_delete(fake: FakeBalancer, tmp_path: Pa
         await pilot.press("d")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_until(pilot, lambda: conversations.option_count == 1)  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: conversations.option_count == 1)
         assert screen.conversation is None
     store = await ConversationStore.open(tmp_path / "conversations.db")
     assert [c.title for c in await store.conversations()] == ["bananas are yellow"]
@@ -364,7 +360,7 @@ async def test_export_and_copy(fake: FakeBalancer, tmp_path: Path) -> None:
 
 async def test_palette_help_and_keymap(fake: FakeBalancer, tmp_path: Path) -> None:
     seen, reply = numbered_answers()
-    fake.script.conversation = reply  # type: ignore[assignment]
+    fake.script.conversation = reply
     config = TuiConfig(cursor_blink=False, keymap={"chat.regenerate": "f9"})
     app = make_app(fake, tmp_path, config)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -393,8 +389,8 @@ async def test_palette_help_and_keymap(fake: FakeBalancer, tmp_path: Path) -> No
 
         await pilot.press("f1")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
-        table = app.screen.query_one("#help-keys")
-        rows = [table.get_row_at(index) for index in range(table.row_count)]  # type: ignore[attr-defined]
+        table: DataTable[str] = app.screen.query_one("#help-keys", DataTable)
+        rows = [table.get_row_at(index) for index in range(table.row_count)]
         assert ["f9", "Regenerate", "This screen", "chat.regenerate"] in rows
         assert any(row[3] == "chat.send" for row in rows)
         assert any(row[3] == "app.monitor" for row in rows)
@@ -416,7 +412,11 @@ async def test_other_screens_get_the_connection_bar(fake: FakeBalancer, tmp_path
         screen = await chat_screen(pilot)
         for key, mode in (("f3", "embeddings"), ("f4", "monitor"), ("f5", "cluster")):
             await pilot.press(key)
-            await wait_until(pilot, lambda mode=mode: app.current_mode == mode)  # type: ignore[misc]
+
+            def in_mode(mode: str = mode) -> bool:
+                return app.current_mode == mode
+
+            await wait_until(pilot, in_mode)
             await wait_until(pilot, lambda: bool(app.screen.query(ConnectionBar)))
         await pilot.press("f2")
         await wait_until(pilot, lambda: app.screen is screen)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypedDict, Unpack
 
 from rich.text import Text
 from textual.message import Message
+from textual.widgets import Input
 
 from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
@@ -20,9 +22,14 @@ from tests.ui.screen_host import ScreenHost, screen_text
 DOCUMENTS = "the cat sat\na dog ran\nthe cat sat\nstock prices fell\nbananas are yellow"
 
 
-def host(fake: FakeBalancer, **options: object) -> ScreenHost:
+class ScreenOptions(TypedDict, total=False):
+    export_dir: Path
+    first_reply_timeout_s: float
+
+
+def host(fake: FakeBalancer, **options: Unpack[ScreenOptions]) -> ScreenHost:
     return ScreenHost(
-        lambda services: EmbeddingsScreen(services, **options),  # type: ignore[arg-type]
+        lambda services: EmbeddingsScreen(services, **options),
         inference_addr=fake.inference_addr,
         management_addr=fake.management_addr,
     )
@@ -111,9 +118,9 @@ async def test_bad_input_is_explained_not_sent(fake: FakeBalancer) -> None:
         await pilot.click("#normalization")
         await pilot.press("down", "down", "enter")
         await pilot.pause()
-        epsilon = screen(app).query_one("#epsilon")
+        epsilon = screen(app).query_one("#epsilon", Input)
         assert not epsilon.disabled
-        epsilon.value = "-1"  # type: ignore[attr-defined]
+        epsilon.value = "-1"
         await pilot.press("ctrl+r")
         await pilot.pause()
         messages = [str(n.message) for n in app._notifications]
@@ -129,8 +136,8 @@ async def test_loading_documents_from_a_file(fake: FakeBalancer, tmp_path: Path)
     async with app.run_test() as pilot:
         await pilot.press("ctrl+o")
         await pilot.pause()
-        path_input = app.screen.query_one("#path")
-        path_input.value = str(documents)  # type: ignore[attr-defined]
+        path_input = app.screen.query_one("#path", Input)
+        path_input.value = str(documents)
         path_input.focus()
         await pilot.press("enter")
         await wait_until(pilot, lambda: screen(app).query_one(EmbeddingDocuments).count == 3)

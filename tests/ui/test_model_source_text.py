@@ -57,8 +57,8 @@ def test_unparseable_text_is_explained(text: str) -> None:
     "model",
     [NoModel(), HF, LocalToAgent(value="/m.gguf"), Url(url="https://e.com/m.gguf")],
 )
-def test_format_round_trips(model: object) -> None:
-    assert parse_model_source(format_model_source(model)) == model  # type: ignore[arg-type]
+def test_format_round_trips(model: HuggingFace | LocalToAgent | Url | NoModel) -> None:
+    assert parse_model_source(format_model_source(model)) == model
 
 
 def test_the_default_model_is_shown_as_default() -> None:

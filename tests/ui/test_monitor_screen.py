@@ -78,7 +78,10 @@ async def test_pause_freezes_the_display_and_resume_catches_up() -> None:
             await pilot.press("p")
             running = request("r1", phase="running", agent="alpha", started=0, last=0, tokens=1)
             fake.push_monitor_update(update(1, agents=agents, requests=[running]))
-            await wait_until(pilot, lambda: len(screen(app).latest.requests) == 1)  # type: ignore[union-attr]
+            await wait_until(
+                pilot,
+                lambda: (latest := screen(app).latest) is not None and len(latest.requests) == 1,
+            )
             table = screen(app).query_one(MonitorRequestsTable)
             assert table.row_count == 0
             assert "PAUSED" in screen_text(app)

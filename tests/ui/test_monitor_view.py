@@ -98,7 +98,7 @@ def test_agent_row() -> None:
     assert row.issues == "ModelFileDoesNotExist +1"
     unnamed = agent_row(
         monitor_agent("a2", None, model_path=None, download_filename="f", download_current=10)
-    )  # type: ignore[arg-type]
+    )
     assert (unnamed.name, unnamed.model, unnamed.download) == ("a2", "—", "10B…")
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from paddler_tui.client.chat.conversation_store import ConversationSettings, StoredMessage
+from typing import Any
+
+from paddler_tui.client.chat.conversation_store import ConversationSettings, Role, StoredMessage
 from paddler_tui.client.chat.session import history, title_from_prompt
 
 SETTINGS = ConversationSettings(system_prompt="Be brief.", max_tokens=64, enable_thinking=False)
 
 
-def message(role: str, content: str, **fields: object) -> StoredMessage:
-    return StoredMessage(role=role, content=content, id=1, conversation_id=1, **fields)  # type: ignore[arg-type]
+def message(role: Role, content: str, **fields: Any) -> StoredMessage:
+    return StoredMessage(role=role, content=content, id=1, conversation_id=1, **fields)
 
 
 def test_titles() -> None:

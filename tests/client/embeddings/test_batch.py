@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
+from typing import TypedDict, Unpack
 
 import pytest
 
@@ -27,6 +28,7 @@ from paddler_tui.protocol.embedding import (
     EmbeddingError,
     EmbeddingProduced,
     EmbeddingRejectedDueToActiveTokenGeneration,
+    EmbeddingResult,
     EmbeddingsDisabled,
     NoEmbeddingsProduced,
     RmsNorm,
@@ -52,17 +54,22 @@ async def services(fake: FakeBalancer) -> AsyncIterator[BalancerServices]:
     await services.aclose()
 
 
-async def collect(services: BalancerServices, **options: object) -> list[RunEvent]:
+class RunOptions(TypedDict, total=False):
+    use_socket: bool
+    first_reply_timeout_s: float
+
+
+async def collect(services: BalancerServices, **options: Unpack[RunOptions]) -> list[RunEvent]:
     params = batch_params(DOCUMENTS, L2())
-    return [event async for event in run_embedding_batch(services, params, **options)]  # type: ignore[arg-type]
+    return [event async for event in run_embedding_batch(services, params, **options)]
 
 
 def error(code: int, description: str) -> ErrorEnvelope:
     return ErrorEnvelope(request_id="r", error=ErrorDetails(code=code, description=description))
 
 
-def result(value: object) -> ResponseEnvelope:
-    return ResponseEnvelope(request_id="r", response=EmbeddingResponse(value=value))  # type: ignore[arg-type]
+def result(value: EmbeddingResult) -> ResponseEnvelope:
+    return ResponseEnvelope(request_id="r", response=EmbeddingResponse(value=value))
 
 
 def test_translate() -> None:
@@ -125,8 +132,8 @@ async def test_501_over_either_route(services: BalancerServices, fake: FakeBalan
             )
         }
     )
-    for options in ({}, {"use_socket": False}):
-        events = await collect(services, **options)
+    for use_socket in (True, False):
+        events = await collect(services, use_socket=use_socket)
         assert isinstance(events[-1], Rejected)
         assert events[-1].status == 501
 

@@ -43,7 +43,8 @@ async def test_without_it_the_sse_streams_are_used() -> None:
         await client.aclose()
     assert first[0] == FeedConnected("SSE streams")
     assert all(isinstance(event, FeedUpdate) for event in first[1:] + changed)
-    update = changed[0].update  # type: ignore[union-attr]
+    assert isinstance(changed[0], FeedUpdate)
+    update = changed[0].update
     assert [agent.name for agent in update.agents] == ["beta", "gamma"]
     assert [(event.kind, event.message) for event in update.events] == [
         ("agent_joined", "gamma joined"),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
-from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import validator_for
 
 from paddler_tui.protocol.generated_token import ValidJson
 
