@@ -28,6 +28,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 lint: $(STAMP)
 	$(BIN)/ruff check paddler_tui tests snapshots bench
 	$(BIN)/ruff format --check paddler_tui tests snapshots bench
+	$(BIN)/lint-imports
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict paddler_tui tests bench snapshots
