@@ -31,21 +31,6 @@ class SnapCompare(Protocol):
     ) -> bool: ...
 
 
-class StepClock:
-    """``start`` on the first reading and ``start + step`` ever after: every run then reports
-    the same duration however many times the screen looked at the clock in between."""
-
-    def __init__(self, start: float = 100.0, step: float = 0.5) -> None:
-        self._next = start
-        self._step = step
-
-    def __call__(self) -> float:
-        value = self._next
-        self._next = self._next + self._step if self._step else self._next
-        self._step = 0.0
-        return value
-
-
 def host(
     make_screen: Callable[[BalancerServices], Screen[None]],
     fake: FakeBalancer | None = None,

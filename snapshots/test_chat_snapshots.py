@@ -28,9 +28,10 @@ from paddler_tui.ui.app import PaddlerTuiApp
 from paddler_tui.ui.screens.connection import ConnectionScreen
 from paddler_tui.ui.screens.help import HelpScreen
 from snapshots.screen_snapshots import SnapCompare
+from tests.support.clocks import ScriptedClock
 from tests.support.fake_balancer import ChatItem, FakeBalancer, FakeScript
 from tests.support.pilot import wait_until
-from tests.ui.chat_app import ScriptedClock, answer, chat_screen, tui_options
+from tests.ui.chat_app import answer, chat_screen, tui_options
 
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40")]
 # Below the ephemeral range (32768+), so no test that binds port 0 can be holding them.

@@ -10,7 +10,8 @@ from textual.pilot import Pilot
 from paddler_tui.client.balancer_services import BalancerServices
 from paddler_tui.ui.screens.embeddings import EmbeddingsScreen
 from paddler_tui.ui.widgets.embedding_documents import EmbeddingDocuments
-from snapshots.screen_snapshots import SIZES, SnapCompare, StepClock, host, settle
+from snapshots.screen_snapshots import SIZES, SnapCompare, host, settle
+from tests.support.clocks import StepClock
 from tests.support.fake_balancer import FakeBalancer, FakeScript, desired_state
 from tests.support.pilot import wait_until
 

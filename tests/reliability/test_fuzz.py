@@ -42,6 +42,7 @@ from paddler_tui.server.balancer.openai.models import (
 )
 from tests.reliability.fuzz_strategies import bodies, json_values, mutated
 from tests.support.cluster import Cluster, busy, deterministic_state, raw_prompt_body
+from tests.support.polling import poll_until
 
 pytestmark = pytest.mark.slow
 
@@ -390,10 +391,12 @@ def test_agent_socket_frames_never_break_the_balancer(target: Target) -> None:
             for frame in [first, *rest]:
                 socket.send(frame)
         # The fuzzing agent is gone from the pool once its socket is.
-        deadline = time.monotonic() + 5
-        while len(target.cluster.agents_snapshot().agents) != 1:
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
+        poll_until(
+            lambda: len(target.cluster.agents_snapshot().agents) == 1,
+            timeout=5,
+            what="the fuzzing agent to leave",
+            interval=0.02,
+        )
 
     fuzz()
     assert_cluster_serves(target)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -38,6 +37,7 @@ from paddler_tui.protocol.model_source import (
 from tests.reliability.fuzz_strategies import bodies
 from tests.support.agent_status import status
 from tests.support.cluster import Cluster, deterministic_state, state_json
+from tests.support.polling import poll_until
 
 pytestmark = pytest.mark.slow
 
@@ -128,9 +128,10 @@ def test_desired_state_bodies_are_stored_exactly_or_refused(
 
         fuzz()
         assert client.get("/health").text == "OK"
-        deadline = time.monotonic() + 5
-        while [a.name for a in cluster.agents_snapshot().agents] != ["fake"]:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        poll_until(
+            lambda: [a.name for a in cluster.agents_snapshot().agents] == ["fake"],
+            timeout=5,
+            what="the fake agent alone",
+        )
     assert cluster.b.running()
     assert "Traceback" not in cluster.b.log_text()

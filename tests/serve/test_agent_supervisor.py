@@ -23,19 +23,12 @@ from paddler_tui.server.agent_supervisor import (
     exit_tail,
     read_run_output,
 )
+from tests.support.clocks import ManualClock
 
 # The policy: one exit at a time, the clock moved by hand.
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def run(policy: RestartPolicy, clock: Clock, seconds: float) -> Restart | GiveUp:
+def run(policy: RestartPolicy, clock: ManualClock, seconds: float) -> Restart | GiveUp:
     """Start, run ``seconds``, exit; the decision, after waiting out any backoff."""
     policy.started(clock.now)
     clock.now += seconds
@@ -46,14 +39,14 @@ def run(policy: RestartPolicy, clock: Clock, seconds: float) -> Restart | GiveUp
 
 
 def test_the_backoff_doubles_from_one_second_up_to_thirty() -> None:
-    policy, clock = RestartPolicy(), Clock()
+    policy, clock = RestartPolicy(), ManualClock()
     # 20 s runs: never healthy, and never 5 exits within 60 s.
     delays = [run(policy, clock, 20) for _ in range(9)]
     assert delays == [Restart(s) for s in (1, 2, 4, 8, 16, 30, 30, 30, 30)]
 
 
 def test_sixty_seconds_of_healthy_service_reset_the_backoff() -> None:
-    policy, clock = RestartPolicy(), Clock()
+    policy, clock = RestartPolicy(), ManualClock()
     assert [run(policy, clock, 20) for _ in range(3)] == [Restart(1), Restart(2), Restart(4)]
     assert run(policy, clock, 59.9) == Restart(8)  # not quite healthy
     assert run(policy, clock, 60) == Restart(1)
@@ -62,7 +55,7 @@ def test_sixty_seconds_of_healthy_service_reset_the_backoff() -> None:
 
 
 def test_the_fifth_exit_within_sixty_seconds_is_a_crash_loop() -> None:
-    policy, clock = RestartPolicy(), Clock()
+    policy, clock = RestartPolicy(), ManualClock()
     # Exits at 0.1, 1.2, 3.3, 7.4 and 15.5 s: the backoff alone lets five happen in 16 s.
     assert [run(policy, clock, 0.1) for _ in range(4)] == [Restart(s) for s in (1, 2, 4, 8)]
     assert run(policy, clock, 0.1) == GiveUp(5, 60)
@@ -72,7 +65,7 @@ def test_the_fifth_exit_within_sixty_seconds_is_a_crash_loop() -> None:
 
 
 def test_exits_older_than_the_window_do_not_count() -> None:
-    policy, clock = RestartPolicy(), Clock()
+    policy, clock = RestartPolicy(), ManualClock()
     first_exit = clock.now + 10
     for _ in range(4):
         run(policy, clock, 10)  # exits at 10, 21, 33, 47 s
@@ -81,7 +74,7 @@ def test_exits_older_than_the_window_do_not_count() -> None:
     clock.now = first_exit + 60
     assert policy.exited(clock.now) == Restart(16)
     # One moment less, and it would have been the fifth within 60 s.
-    policy, clock = RestartPolicy(), Clock()
+    policy, clock = RestartPolicy(), ManualClock()
     first_exit = clock.now + 10
     for _ in range(4):
         run(policy, clock, 10)
@@ -90,7 +83,7 @@ def test_exits_older_than_the_window_do_not_count() -> None:
 
 
 def test_a_slowly_failing_agent_is_retried_for_ever() -> None:
-    policy, clock = RestartPolicy(), Clock()
+    policy, clock = RestartPolicy(), ManualClock()
     for _ in range(100):
         assert isinstance(run(policy, clock, 16), Restart)  # at most 4 exits in any 60 s
 
@@ -99,12 +92,12 @@ def test_other_rules() -> None:
     rules = RestartRules(
         first_backoff_s=0.5, max_backoff_s=3, crash_loop_exits=3, crash_loop_window_s=10
     )
-    policy, clock = RestartPolicy(rules), Clock()
+    policy, clock = RestartPolicy(rules), ManualClock()
     assert [run(policy, clock, 0) for _ in range(3)] == [Restart(0.5), Restart(1), GiveUp(3, 10)]
 
 
 def test_a_record_counts_restarts_and_words_its_state() -> None:
-    clock = Clock()
+    clock = ManualClock()
     record = AgentRecord("agent-1", Path("/log/agent-1.log"), RestartPolicy())
     record.started(101, clock.now)
     first = record.snapshot(clock.now)

@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from paddler_tui.server.serve_state import ServeState
 from paddler_tui.ui.embedded import EmbeddedCluster
+from tests.support.polling import poll_until
 from tests.support.ports import free_port
 
 FAULT = "Fatal Python error: Segmentation fault"
@@ -50,10 +50,7 @@ class StalledModelServer:
             self.requested.set()
 
     def wait_for_requests(self, count: int, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while self.requests < count:
-            assert time.monotonic() < deadline, f"{self.requests} downloads, not {count}"
-            time.sleep(0.05)
+        poll_until(lambda: self.requests >= count, timeout=timeout, what=f"{count} downloads")
 
     def close(self) -> None:
         self._listener.close()

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from paddler_tui.models import default_model_path
 from paddler_tui.protocol.model_source import LocalToAgent, Url
 from paddler_tui.server.local_agents import model_source
 from paddler_tui.server.serve_state import is_alive
+from tests.support.polling import poll_until
 from tests.support.ports import free_port
 
 
@@ -98,10 +98,7 @@ def test_detach_status_request_stop(env: dict[str, str], tmp_path: Path) -> None
 
     stopped = cli(env, "stop")
     assert stopped.returncode == 0
-    deadline = time.monotonic() + 5
-    while any(is_alive(pid) for pid in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not any(is_alive(pid) for pid in pids)
+    poll_until(lambda: not any(is_alive(pid) for pid in pids), timeout=5, what="serve's exit")
     assert not (tmp_path / "state" / "serve.json").exists()
     assert cli(env, "status").returncode == 1
 

@@ -23,6 +23,7 @@ from paddler_tui.client.monitor import monitor_updates
 from paddler_tui.protocol.monitor import MonitorLocalAgent, MonitorUpdate
 from tests.serve.test_embedded_start_failure import StalledModelServer
 from tests.serve.test_serve import cli, raw_prompt
+from tests.support.polling import poll_until
 from tests.support.ports import free_port
 
 FAULT = "Fatal Python error: Segmentation fault"
@@ -89,10 +90,7 @@ class Served:
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 90, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        time.sleep(0.05)
+    poll_until(condition, timeout=timeout, what=what)
 
 
 def a_zombie_child_of(pid: int, parent: int) -> bool:

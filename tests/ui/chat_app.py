@@ -35,18 +35,6 @@ def tui_options(
     )
 
 
-class ScriptedClock:
-    """Each reading is ``step`` seconds after the previous one: tokens/s never depends on timing."""
-
-    def __init__(self, step: float = 0.5) -> None:
-        self._now = 0.0
-        self._step = step
-
-    def __call__(self) -> float:
-        self._now += self._step
-        return self._now
-
-
 async def chat_screen(pilot: Pilot[None], timeout: float = 10.0) -> ChatScreen:
     app = pilot.app
     assert isinstance(app, PaddlerTuiApp)

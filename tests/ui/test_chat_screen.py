@@ -32,9 +32,10 @@ from paddler_tui.ui.widgets.chat_message import ChatMessage
 from paddler_tui.ui.widgets.chat_prompt import ChatPrompt
 from paddler_tui.ui.widgets.chat_status import ChatStatus
 from paddler_tui.ui.widgets.connection_bar import ConnectionBar
+from tests.support.clocks import ScriptedClock
 from tests.support.fake_balancer import ChatItem, ChatScript, FakeBalancer, RawFrame
 from tests.support.pilot import wait_until
-from tests.ui.chat_app import QUIET, ScriptedClock, answer, chat_screen, send, tui_options
+from tests.ui.chat_app import QUIET, answer, chat_screen, send, tui_options
 
 
 def usage(prompt: int, content: int, *, reasoning: int = 0) -> TokenUsage:
