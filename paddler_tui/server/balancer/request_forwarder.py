@@ -78,19 +78,15 @@ class _Flight:
     def take_token(self, token: RelayedToken) -> None:
         """A token straight from the channel (in the agent socket's task)."""
         self.token_at = asyncio.get_running_loop().time()
-        message = self.relay.relayed_token(token)
+        message = self._relayed(token)
         if message is not None and self.deliver is not None:
-            self.monitor.item(self.relay.request_id, token=True)
             self.deliver(message)
 
     def feed(self, item: ChannelItem | None) -> OutgoingMessage | None:
         """Feed the relay one item from the channel (None: an item timeout); the delivery."""
         relay = self.relay
         if isinstance(item, RelayedToken):
-            message = relay.relayed_token(item)
-            if message is not None:
-                self.monitor.item(relay.request_id, token=True)
-            return message
+            return self._relayed(item)
         if item is None:
             return self.perform(relay.item_timed_out())
         if isinstance(item, AgentDisconnectedError):
@@ -98,6 +94,13 @@ class _Flight:
         if isinstance(item, BalancerShuttingDownError):
             return self.perform(relay.shut_down())
         return self.perform(relay.response(item))
+
+    def _relayed(self, token: RelayedToken) -> OutgoingMessage | None:
+        """The client's message for a token, counted for the monitor; None while draining."""
+        message = self.relay.relayed_token(token)
+        if message is not None:
+            self.monitor.item(self.relay.request_id, token=True)
+        return message
 
     def perform(self, actions: Actions) -> OutgoingMessage | None:
         """Carry out the actions; the message for the client (always the last action), if any."""
