@@ -9,19 +9,12 @@ from paddler_tui.server.balancer.web.write_timeout import WriteTimeout
 
 async def write_all(delays: list[float], timeout_s: float | None) -> str:
     """Writes that take ``delays`` seconds each: "done", or "timed out" at the stuck one."""
-    write_timeout = WriteTimeout(timeout_s)
-    try:
+    with WriteTimeout(timeout_s) as writes:
         for delay in delays:
-            write_timeout.begin()
+            writes.begin()
             await asyncio.sleep(delay)
-            write_timeout.end()
-    except asyncio.CancelledError:
-        if not write_timeout.expired():
-            raise
-        return "timed out"
-    finally:
-        write_timeout.close()
-    return "done"
+            writes.end()
+    return "timed out" if writes.timed_out else "done"
 
 
 async def test_a_write_that_waits_the_whole_timeout_ends_the_writer() -> None:

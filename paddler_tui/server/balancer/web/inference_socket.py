@@ -94,21 +94,16 @@ class InferenceSocketSession:
 
     async def _write(self) -> None:
         timeout = self._balancer.item_timeout_s
-        write_timeout = WriteTimeout(timeout)
-        try:
+        with WriteTimeout(timeout) as writes:
             while (text := await self._outgoing.get()) is not None:
-                write_timeout.begin()
+                writes.begin()
                 await self._socket.send_text(text)
-                write_timeout.end()
-        except asyncio.CancelledError:
-            if not write_timeout.expired():
-                raise
+                writes.end()
+        if writes.timed_out:
             logger.warning(
                 "a client read nothing for %.1f s; closing its inference socket", timeout
             )
             return
-        finally:
-            write_timeout.close()
         with contextlib.suppress(Exception):  # a client already gone needs no close frame
             async with asyncio.timeout(timeout):
                 await self._socket.close(GOING_AWAY, SHUTDOWN_REASON)

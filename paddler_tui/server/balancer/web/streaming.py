@@ -53,25 +53,22 @@ class LiveStreamingResponse(Response):
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
-        write_timeout = WriteTimeout(self._send_timeout_s)
         try:
-            async for chunk in self._chunks:
-                write_timeout.begin()
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                write_timeout.end()
-        except asyncio.CancelledError:
-            if not write_timeout.expired():
-                raise
-            logger.warning(
-                "a client read nothing for %.1f s; ending its stream", self._send_timeout_s
-            )
-            return
+            with WriteTimeout(self._send_timeout_s) as writes:
+                async for chunk in self._chunks:
+                    writes.begin()
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    writes.end()
         finally:
-            write_timeout.close()
             aclose = getattr(self._chunks, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+        if writes.timed_out:
+            logger.warning(
+                "a client read nothing for %.1f s; ending its stream", self._send_timeout_s
+            )
+            return
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -9,17 +9,27 @@ task only when one write has waited the whole timeout (a client that reads nothi
 from __future__ import annotations
 
 import asyncio
+from types import TracebackType
 
 
 class WriteTimeout:
     """Guards the writes of the task that creates it; ``timeout_s`` None never times out.
 
-    Call :meth:`begin` before each write and :meth:`end` after it. When a write times out the
-    task is cancelled; its ``except asyncio.CancelledError`` asks :meth:`expired` whether that
-    was the timeout (then the cancellation is taken back) or a real cancellation.
+    Write inside ``with WriteTimeout(...) as writes:``, calling :meth:`begin` before each write
+    and :meth:`end` after it. When a write times out the task is cancelled; leaving the block
+    takes that cancellation back (a real one goes on) and sets :attr:`timed_out`.
     """
 
-    __slots__ = ("_expired", "_loop", "_started", "_task", "_timeout_s", "_timer", "_writes")
+    __slots__ = (
+        "_expired",
+        "_loop",
+        "_started",
+        "_task",
+        "_timeout_s",
+        "_timer",
+        "_writes",
+        "timed_out",
+    )
 
     def __init__(self, timeout_s: float | None) -> None:
         self._timeout_s = timeout_s
@@ -31,6 +41,22 @@ class WriteTimeout:
         self._started: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._expired = False
+        self.timed_out = False
+
+    def __enter__(self) -> WriteTimeout:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool:
+        self.close()
+        if exc_type is asyncio.CancelledError and self.expired():
+            self.timed_out = True
+            return True
+        return False
 
     def begin(self) -> None:
         if self._timeout_s is None:
