@@ -36,6 +36,20 @@ MonitorEventKind = Literal[
 LocalAgentState = Literal["running", "restarting", "gave_up"]
 
 
+class RoutingCounts(LenientWireModel):
+    """Requests the balancer sent to one agent, by why it was chosen.
+
+    ``prefix_hit``: the agent held the longest known prefix of the request and had a free slot.
+    ``fallback``: some agent held a prefix, but it had no free slot or was busier than the
+    least busy one by more than the allowed imbalance, so the least busy agent took it.
+    ``least_busy``: no agent held a prefix (or routing is ``least-busy``).
+    """
+
+    prefix_hit: int = 0
+    fallback: int = 0
+    least_busy: int = 0
+
+
 class MonitorAgent(LenientWireModel):
     id: str
     name: str | None
@@ -51,6 +65,12 @@ class MonitorAgent(LenientWireModel):
     # None until the agent reports it (or for an agent that never does).
     extra_buffers: bool | None = None
     extra_buffers_reason: str | None = None
+    # Since the balancer started, over the generation requests this agent finished: their
+    # prompt tokens, and how many of those a cache held (its slots' KV or its RAM prompt cache).
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    # How the balancer chose this agent for its requests.
+    routed: RoutingCounts = Field(default_factory=RoutingCounts)
 
 
 class MonitorBuffer(LenientWireModel):
