@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from paddler_tui.api_key import API_KEY_ENV, api_key_from_env
 from paddler_tui.net_address import HostPort
+from paddler_tui.server.balancer.routing.policy import DEFAULT_IMBALANCE, ROUTING_MODES, Routing
 from paddler_tui.server.heartbeat import (
     DEFAULT_INTERVAL_MS as DEFAULT_HEARTBEAT_INTERVAL_MS,
 )
@@ -138,6 +139,24 @@ def _add_balancer_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MS",
         help="longest wait for each next token or embedding, the first one included "
         "(default: %(default)s)",
+    )
+    routing = parser.add_argument_group("routing")
+    routing.add_argument(
+        "--routing",
+        choices=ROUTING_MODES,
+        default="prefix-aware",
+        help="prefix-aware: send a request to the agent that recently served the longest "
+        "prefix of its prompt (conversation messages, or raw-prompt chunks), so its prompt "
+        "cache holds it, unless that agent is busier than --routing-imbalance allows; "
+        "least-busy: Paddler's dispatch (default: %(default)s, unlike Paddler)",
+    )
+    routing.add_argument(
+        "--routing-imbalance",
+        type=_non_negative_int,
+        default=DEFAULT_IMBALANCE,
+        metavar="N",
+        help="how many more busy slots and waiting requests the prefix holder may have than "
+        "the least busy agent and still get the request (default: %(default)s)",
     )
     _add_heartbeat_arguments(parser)
     limits = parser.add_argument_group("limits")
@@ -388,6 +407,7 @@ def balancer_settings(arguments: argparse.Namespace) -> BalancerSettings:
         max_buffered_requests=arguments.max_buffered_requests,
         buffered_request_timeout_ms=arguments.buffered_request_timeout,
         inference_item_timeout_ms=arguments.inference_item_timeout,
+        routing=Routing(arguments.routing, arguments.routing_imbalance),
         inference_cors_allowed_hosts=tuple(arguments.inference_cors_allowed_host),
         management_cors_allowed_hosts=tuple(arguments.management_cors_allowed_host),
         statsd_addr=arguments.statsd_addr,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Callable
 
 from paddler_tui.protocol.agent_socket import (
@@ -26,7 +27,10 @@ from paddler_tui.protocol.agent_status import AgentControllerSnapshot, SlotAggre
 from paddler_tui.protocol.desired_state import AgentDesiredState
 from paddler_tui.protocol.envelope import StopRespondingTo
 from paddler_tui.protocol.ids import new_id
+from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.mailbox import Mailbox
+from paddler_tui.server.balancer.routing.policy import RoutingDecision
+from paddler_tui.server.balancer.routing.prefix_memory import PrefixMemory
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +89,15 @@ class AgentController:
         self.status = snapshot
         self.host: UpdateAgentHost = UpdateAgentHost()  # a paddler-tui agent's extension report
         self.slots_processing = 0
+        # Buffered requests waiting for this agent in particular (pinned by prefix routing).
+        self.waiting = 0
+        # The prompts it was sent recently, as prefix chains.
+        self.prefixes = PrefixMemory()
+        # Why it was chosen for its requests, and the prompt tokens of those it finished (how
+        # many of them a cache held); since it registered.
+        self.routed: Counter[RoutingDecision] = Counter()
+        self.prompt_tokens = 0
+        self.cached_prompt_tokens = 0
         self._send = send
         self._channels: dict[str, RequestChannel] = {}
         self.connected = True
@@ -97,6 +110,20 @@ class AgentController:
     def has_free_slot(self) -> bool:
         return self.connected and self.slots_processing < self.slots_total
 
+    @property
+    def routable(self) -> bool:
+        """Connected with slots: requests may go to it now or wait for it."""
+        return self.connected and self.slots_total > 0
+
+    @property
+    def load(self) -> int:
+        return self.slots_processing + self.waiting
+
+    def count_usage(self, usage: TokenUsage) -> None:
+        """A generation it served finished with this usage."""
+        self.prompt_tokens += usage.prompt_tokens
+        self.cached_prompt_tokens += usage.cached_prompt_tokens
+
     def apply_status(self, snapshot: SlotAggregatedStatusSnapshot) -> bool:
         """Take a newer status report; return whether anything visible changed."""
         if snapshot.version < self.status.version:
@@ -104,6 +131,8 @@ class AgentController:
         changed = snapshot.model_copy(update={"slots_processing": 0, "version": 0}) != (
             self.status.model_copy(update={"slots_processing": 0, "version": 0})
         )
+        if snapshot.model_path != self.status.model_path:
+            self.prefixes.clear()  # another model: its caches start empty
         self.status = snapshot
         return changed
 

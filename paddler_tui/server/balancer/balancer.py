@@ -13,6 +13,7 @@ from paddler_tui.server.balancer.cluster_state import ClusterState
 from paddler_tui.server.balancer.metrics import Gauges
 from paddler_tui.server.balancer.monitor_hub import MonitorHub
 from paddler_tui.server.balancer.request_forwarder import RequestForwarder
+from paddler_tui.server.balancer.routing.policy import Routing
 from paddler_tui.server.balancer.slot_buffer import SlotBuffer
 from paddler_tui.server.balancer.state_database import StateDatabase
 from paddler_tui.server.balancer.web.http_body import DEFAULT_BODY_LIMIT
@@ -28,6 +29,7 @@ class BalancerSettings:
     max_buffered_requests: int = 30
     buffered_request_timeout_ms: int = 10000
     inference_item_timeout_ms: int = 30000
+    routing: Routing = field(default_factory=Routing)
     inference_cors_allowed_hosts: tuple[str, ...] = ()
     management_cors_allowed_hosts: tuple[str, ...] = ()
     statsd_addr: HostPort | None = None
@@ -57,7 +59,7 @@ class Balancer:
     local_agents: Callable[[], list[MonitorLocalAgent]] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.pool = AgentPool()
+        self.pool = AgentPool(self.settings.routing)
         self.monitor = MonitorHub()
         self.buffer = SlotBuffer(
             self.pool,

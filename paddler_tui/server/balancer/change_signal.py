@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 
 class ChangeSignal:
@@ -41,3 +42,19 @@ class ChangeSignal:
         if self.generation == generation:
             await self.wait()
         return self.generation
+
+
+async def wait_for_any(marks: Sequence[tuple[ChangeSignal, int]]) -> None:
+    """Until any of the signals changes after its generation in ``marks``; at once if one has."""
+    if any(signal.generation != generation for signal, generation in marks):
+        return
+    # One future shared by every signal: whichever notifies first completes it.
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    for signal, _ in marks:
+        signal._waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        for signal, _ in marks:
+            with contextlib.suppress(ValueError):
+                signal._waiters.remove(waiter)

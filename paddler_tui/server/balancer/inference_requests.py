@@ -15,6 +15,7 @@ from paddler_tui.protocol.inference_socket import OutgoingMessage, ResponseEnvel
 from paddler_tui.server.balancer.balancer import Balancer
 from paddler_tui.server.balancer.embedding_batch import embed_batch
 from paddler_tui.server.balancer.request_forwarder import ClientSink
+from paddler_tui.server.balancer.routing.prefix_chain import request_chain
 
 TOKENS_DISABLED = "Token generation is disabled while the cluster is configured for embeddings"
 EMBEDDINGS_DISABLED = "Embedding generation is not enabled in the inference parameters"
@@ -69,10 +70,13 @@ def stream_request(
     *,
     embedding_done_id: str | None = None,
     deliver_tokens: ClientSink | None = None,
+    affinity_key: str | None = None,
 ) -> AsyncGenerator[OutgoingMessage, None]:
     """The messages of an already checked request.
 
     ``deliver_tokens`` takes a token request's relayed tokens at once, outside the iterator.
+    ``affinity_key`` (OpenAI's ``prompt_cache_key`` or ``user``) keeps prefix routing apart
+    for requests with different keys.
     """
     if isinstance(request, GenerateEmbeddingBatch):
         applicable = balancer.cluster.applicable
@@ -84,4 +88,6 @@ def stream_request(
             batch_size=applicable.inference_parameters.embedding_batch_size,
             final_request_id=embedding_done_id,
         )
-    return balancer.forwarder.forward(request_id, request, deliver=deliver_tokens)
+    return balancer.forwarder.forward(
+        request_id, request, deliver=deliver_tokens, chain=request_chain(request, affinity_key)
+    )

@@ -37,6 +37,7 @@ from paddler_tui.server.balancer.relay import (
     SendRequest,
     SendStop,
 )
+from paddler_tui.server.balancer.routing.prefix_chain import PrefixChain
 from paddler_tui.server.balancer.slot_buffer import (
     BufferOverflowError,
     BufferTimeoutError,
@@ -123,6 +124,8 @@ class _Flight:
                 monitor.event(action.kind, action.text, request_id=request_id, agent=self.agent)
             elif isinstance(action, RecordFinish):
                 monitor.finished(request_id, action.kind, action.text, action.usage)
+                if action.usage is not None and self.agent is not None:
+                    self.agent.count_usage(action.usage)
             elif isinstance(action, ReleaseSlot):
                 if self.agent is not None and self.lease is not None:
                     self.agent.close_channel(request_id)
@@ -155,9 +158,16 @@ class RequestForwarder:
         self._drains: set[asyncio.Task[None]] = set()
 
     async def forward(
-        self, request_id: str, request: ToAgentRequest, *, deliver: ClientSink | None = None
+        self,
+        request_id: str,
+        request: ToAgentRequest,
+        *,
+        deliver: ClientSink | None = None,
+        chain: PrefixChain | None = None,
     ) -> AsyncGenerator[OutgoingMessage, None]:
         """Every message for the client, ending with a terminal response or an error.
+
+        ``chain`` is a generation request's prompt as a prefix chain, for prefix-aware routing.
 
         Closing the iterator early (client gone) stops the agent and drains in the background.
         With ``deliver``, relayed tokens go to it as the agent's socket reads them, sparing a
@@ -165,7 +175,7 @@ class RequestForwarder:
         """
         relay = RequestRelay(request_id, request, item_timeout_ms=self.item_timeout_ms)
         self.monitor.buffered(request_id, relay.kind)
-        flight, actions = await self._acquire(relay)
+        flight, actions = await self._acquire(relay, chain)
         message = flight.perform(actions)
         if message is not None:
             yield message
@@ -183,11 +193,13 @@ class RequestForwarder:
                 flight.perform(relay.client_gone())
                 self._drain_later(flight)
 
-    async def _acquire(self, relay: RequestRelay) -> tuple[_Flight, Actions]:
+    async def _acquire(
+        self, relay: RequestRelay, chain: PrefixChain | None
+    ) -> tuple[_Flight, Actions]:
         """The request with its slot (or without, if the buffer ended it), and what follows."""
         monitor = self.monitor
         try:
-            lease = await self.buffer.acquire()
+            lease = await self.buffer.acquire(chain)
         except BufferOverflowError:
             return _Flight(relay, monitor), relay.buffer_overflow()
         except BufferTimeoutError:

@@ -1,7 +1,7 @@
 """Request bodies of the OpenAI-compatible service.
 
-OpenAI clients send many fields this service has no use for (``n``, ``stop``, ``user``,
-``store``, ``tool_choice``, ``strict`` …), so every model ignores unknown keys, as Paddler's
+OpenAI clients send many fields this service has no use for (``n``, ``stop``, ``store``,
+``tool_choice``, ``strict`` …), so every model ignores unknown keys, as Paddler's
 OpenAI types do. Lists whose members come in kinds we do not serve (tools that are not
 functions, input items and content parts of other types) keep those members as plain JSON for
 the converters to skip.
@@ -51,6 +51,18 @@ class SamplingFields(LenientWireModel):
 
     temperature: Temperature | None = None
     top_p: TopP | None = None
+
+
+class AffinityFields(LenientWireModel):
+    """What groups requests for prompt caching: prefix routing keeps requests with different
+    keys apart (``user`` is what OpenAI's ``prompt_cache_key`` replaced)."""
+
+    prompt_cache_key: str | None = None
+    user: str | None = None
+
+    @property
+    def affinity_key(self) -> str | None:
+        return self.prompt_cache_key if self.prompt_cache_key is not None else self.user
 
 
 # POST /v1/chat/completions.
@@ -106,7 +118,7 @@ class StreamOptions(LenientWireModel):
     include_usage: bool | None = None
 
 
-class ChatCompletionRequest(SamplingFields):
+class ChatCompletionRequest(SamplingFields, AffinityFields):
     model: str
     messages: list[ChatMessage]
     max_completion_tokens: PositiveInt | None = None
@@ -192,7 +204,7 @@ class ResponsesReasoning(LenientWireModel):
     effort: str | None = None
 
 
-class ResponsesRequest(SamplingFields):
+class ResponsesRequest(SamplingFields, AffinityFields):
     model: str
     input: str | list[ResponsesInputItem] = Field(default_factory=list)
     instructions: str | None = None

@@ -18,7 +18,12 @@ from paddler_tui.protocol.agent_status import BufferedRequestsSnapshot
 from paddler_tui.protocol.desired_state import AgentDesiredState, BalancerDesiredState
 from paddler_tui.server.balancer.agent_controller import AgentDisconnectedError
 from paddler_tui.server.balancer.balancer import Balancer
-from paddler_tui.server.balancer.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
+from paddler_tui.server.balancer.metrics import (
+    PROMETHEUS_CONTENT_TYPE,
+    AgentPromptTokens,
+    render_prometheus,
+    render_prometheus_counters,
+)
 from paddler_tui.server.balancer.web.agent_socket import serve_agent_socket
 from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
 from paddler_tui.server.balancer.web.monitor_socket import serve_monitor_socket
@@ -144,13 +149,22 @@ def management_routes(balancer: Balancer) -> APIRouter:
     @router.get("/metrics")
     async def metrics() -> Response:
         gauges = balancer.gauges()
+        prefix = balancer.settings.statsd_prefix
         text = render_prometheus(
-            balancer.settings.statsd_prefix,
+            prefix,
             slots_processing=gauges.slots_processing,
             slots_total=gauges.slots_total,
             requests_buffered=gauges.requests_buffered,
         )
-        return Response(text, media_type=PROMETHEUS_CONTENT_TYPE)
+        counters = render_prometheus_counters(
+            prefix,
+            [
+                AgentPromptTokens(agent.id, agent.prompt_tokens, agent.cached_prompt_tokens)
+                for agent in pool.agents()
+            ],
+            pool.decisions,
+        )
+        return Response(f"{text}\n{counters}", media_type=PROMETHEUS_CONTENT_TYPE)
 
     @router.websocket("/api/v1/agent_socket/{agent_id}")
     async def agent_socket(websocket: WebSocket, agent_id: str) -> None:

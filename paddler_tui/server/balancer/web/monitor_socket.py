@@ -19,6 +19,7 @@ from paddler_tui.protocol.monitor import (
     MonitorEvent,
     MonitorTimeouts,
     MonitorUpdate,
+    RoutingCounts,
     encode_monitor_update,
 )
 from paddler_tui.server.balancer.agent_controller import AgentController
@@ -45,6 +46,13 @@ def monitor_agent(agent: AgentController) -> MonitorAgent:
         issues=status.issues,
         extra_buffers=extra_buffers.enabled if extra_buffers else None,
         extra_buffers_reason=extra_buffers.reason if extra_buffers else None,
+        prompt_tokens=agent.prompt_tokens,
+        cached_prompt_tokens=agent.cached_prompt_tokens,
+        routed=RoutingCounts(
+            prefix_hit=agent.routed["prefix_hit"],
+            fallback=agent.routed["fallback"],
+            least_busy=agent.routed["least_busy"],
+        ),
     )
 
 

@@ -178,7 +178,7 @@ class OpenAIService:
             max_tokens=native.value.max_tokens,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
         )
-        messages = stream_request(self.balancer, request_id, native)
+        messages = stream_request(self.balancer, request_id, native, affinity_key=body.affinity_key)
         if body.stream:
             return self._event_stream(chat_events(completion, messages))
         return collected(messages, generation_feed(completion), completion)
@@ -204,7 +204,7 @@ class OpenAIService:
             temperature=parameters.temperature if body.temperature is None else body.temperature,
             top_p=parameters.top_p if body.top_p is None else body.top_p,
         )
-        messages = stream_request(self.balancer, request_id, native)
+        messages = stream_request(self.balancer, request_id, native, affinity_key=body.affinity_key)
         if body.stream:
             return self._event_stream(responses_events(output, messages))
         return collected(messages, generation_feed(output), output)
