@@ -15,6 +15,7 @@ from paddler_tui.server.balancer.agent_controller import (
     BalancerShuttingDownError,
 )
 from paddler_tui.server.balancer.agent_pool import AgentAlreadyRegisteredError, AgentPool
+from paddler_tui.server.balancer.routing.policy import Routing
 from paddler_tui.server.balancer.slot_buffer import BufferOverflowError, SlotBuffer
 from tests.balancer.pool_fakes import make_agent
 from tests.support.agent_status import status
@@ -237,3 +238,83 @@ def test_totals_sum_over_agents_with_the_balancers_counts() -> None:
 
     assert (pool.slots_total, pool.slots_processing) == (5, 2)
     assert sorted(a.slots_processing for a in pool.snapshot().agents) == [1, 1]
+
+
+# Prefix-aware routing (paddler-tui; issue #15).
+
+CHAIN = (11, 12, 13)
+
+
+def test_a_request_goes_to_the_agent_that_served_its_prefix_while_within_the_imbalance() -> None:
+    pool = pool_of(2, 2)
+    first = pool.try_claim(CHAIN[:2])
+    assert first is not None
+
+    follow_up = pool.try_claim(CHAIN)  # agent-0 is busier, but holds the prefix
+
+    assert follow_up is not None
+    assert follow_up.agent is first.agent
+    assert dict(first.agent.routed) == {"least_busy": 1, "prefix_hit": 1}
+    assert dict(pool.decisions) == {"least_busy": 1, "prefix_hit": 1}
+    assert first.agent.prefixes.match_depth(CHAIN) == 3
+
+
+def test_the_prefix_holder_without_a_free_slot_falls_back_to_the_least_busy() -> None:
+    pool = pool_of(1, 1)
+    holder = pool.try_claim(CHAIN)
+    assert holder is not None
+
+    other = pool.try_claim(CHAIN)
+
+    assert other is not None
+    assert other.agent is not holder.agent
+    assert other.agent.routed == {"fallback": 1}
+
+
+def test_least_busy_routing_ignores_prefixes_but_counts_requests() -> None:
+    pool = AgentPool(Routing("least-busy"))
+    for name in ("a", "b"):
+        pool.register(make_agent(name, slots=2)[0])
+    first = pool.try_claim(CHAIN)
+    assert first is not None
+
+    second = pool.try_claim(CHAIN)
+
+    assert second is not None
+    assert second.agent is not first.agent
+    assert pool.decisions == {"least_busy": 2}
+    assert first.agent.prefixes.match_depth(CHAIN) == 0
+
+
+def test_requests_without_a_chain_are_neither_routed_by_prefix_nor_counted() -> None:
+    pool = pool_of(2, 2)
+    assert pool.try_claim(CHAIN) is not None
+
+    lease = pool.try_claim(None)  # an embedding request
+
+    assert lease is not None
+    assert lease.agent.id == "agent-1"
+    assert pool.decisions == {"least_busy": 1}
+
+
+def test_decision_counts_outlive_the_agent() -> None:
+    pool = pool_of(1)
+    lease = pool.try_claim(CHAIN)
+    assert lease is not None
+
+    pool.remove(lease.agent)
+
+    assert pool.decisions == {"least_busy": 1}
+
+
+def test_another_model_forgets_the_agents_prefixes() -> None:
+    pool = pool_of(1)
+    lease = pool.try_claim(CHAIN)
+    assert lease is not None
+    agent = lease.agent
+
+    agent.apply_status(status(slots_total=1, version=1, model_path="/models/m.gguf"))
+    assert agent.prefixes.match_depth(CHAIN) == 3
+    agent.apply_status(status(slots_total=1, version=2, model_path="/models/other.gguf"))
+
+    assert agent.prefixes.match_depth(CHAIN) == 0

@@ -215,9 +215,10 @@ async def test_stop_responding_to_while_buffered_frees_its_place(
 
 
 def gauges(text: str) -> dict[str, float]:
+    """Paddler's gauges; paddler-tui's counters follow them."""
     values = {}
     for line in text.splitlines():
-        if line and not line.startswith("#"):
+        if line and not line.startswith("#") and "{" not in line:
             name, value = line.split()
             values[name] = float(value)
     return values

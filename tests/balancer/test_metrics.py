@@ -1,6 +1,11 @@
 from __future__ import annotations
 
-from paddler_tui.server.balancer.metrics import PROMETHEUS_CONTENT_TYPE, render_prometheus
+from paddler_tui.server.balancer.metrics import (
+    PROMETHEUS_CONTENT_TYPE,
+    AgentPromptTokens,
+    render_prometheus,
+    render_prometheus_counters,
+)
 
 
 def test_prometheus_text_matches_paddler_byte_for_byte() -> None:
@@ -28,3 +33,37 @@ def test_prefix_is_joined_without_a_separator() -> None:
 
 def test_content_type() -> None:
     assert PROMETHEUS_CONTENT_TYPE == "text/plain; version=0.0.4; charset=utf-8; escaping=values"
+
+
+def test_counters_follow_in_the_same_format_with_escaped_agent_ids() -> None:
+    text = render_prometheus_counters(
+        "paddler_",
+        [AgentPromptTokens("a", 30, 20), AgentPromptTokens('b"\\\n', 5, 0)],
+        {"prefix_hit": 2, "least_busy": 1},
+    )
+
+    assert text == (
+        "# HELP paddler_prompt_tokens_total Prompt tokens of the generations each agent finished\n"
+        "# TYPE paddler_prompt_tokens_total counter\n"
+        'paddler_prompt_tokens_total{agent="a"} 30\n'
+        'paddler_prompt_tokens_total{agent="b\\"\\\\\\n"} 5\n'
+        "\n"
+        "# HELP paddler_prompt_cache_hit_tokens_total Prompt tokens of those generations that "
+        "the agent's caches held\n"
+        "# TYPE paddler_prompt_cache_hit_tokens_total counter\n"
+        'paddler_prompt_cache_hit_tokens_total{agent="a"} 20\n'
+        'paddler_prompt_cache_hit_tokens_total{agent="b\\"\\\\\\n"} 0\n'
+        "\n"
+        "# HELP paddler_routing_decisions_total Generation requests by how their agent was chosen\n"
+        "# TYPE paddler_routing_decisions_total counter\n"
+        'paddler_routing_decisions_total{decision="prefix_hit"} 2\n'
+        'paddler_routing_decisions_total{decision="fallback"} 0\n'
+        'paddler_routing_decisions_total{decision="least_busy"} 1\n'
+    )
+
+
+def test_counters_without_agents_keep_their_headers() -> None:
+    text = render_prometheus_counters("foo_", [], {})
+
+    assert "# TYPE foo_prompt_tokens_total counter\n\n" in text
+    assert 'foo_routing_decisions_total{decision="fallback"} 0\n' in text

@@ -17,8 +17,10 @@ from paddler_tui.protocol.envelope import (
     EmbeddingResponse,
     ErrorDetails,
     ErrorEnvelope,
+    GeneratedToken,
     GenerateEmbeddingBatch,
 )
+from paddler_tui.protocol.generated_token import Done
 from paddler_tui.protocol.inference_socket import (
     OutgoingMessage,
     RelayedResponse,
@@ -26,6 +28,7 @@ from paddler_tui.protocol.inference_socket import (
     encode_inference_server_message,
 )
 from paddler_tui.protocol.requests import GenerateEmbeddingBatchParams
+from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.balancer.agent_controller import AgentController
 from tests.balancer.pool_fakes import (
     Dispatch,
@@ -418,3 +421,29 @@ async def test_a_sink_gets_nothing_once_the_client_left() -> None:
 async def _collect(stream: AsyncGenerator[OutgoingMessage, None]) -> list[OutgoingMessage]:
     async with contextlib.aclosing(stream) as messages:
         return [message async for message in messages]
+
+
+async def test_a_finished_generation_adds_its_prompt_tokens_to_its_agent() -> None:
+    usage = TokenUsage.zero().model_copy(update={"prompt_tokens": 30, "cached_prompt_tokens": 20})
+    async with dispatch() as d:
+        agent, send = add_agent(d)
+        chain = (1, 2)
+        for request_id in ("req-1", "req-2"):
+            stream = d.forwarder.forward(request_id, raw_prompt(), chain=chain)
+            collecting = asyncio.create_task(_collect(stream))
+            await send.wait_for(lambda rid=request_id: rid in {r.id for r in send.requests()})
+            agent.deliver(request_id, GeneratedToken(value=Done(usage=usage)))
+            await collecting
+
+        assert (agent.prompt_tokens, agent.cached_prompt_tokens) == (60, 40)
+        assert agent.routed == {"least_busy": 1, "prefix_hit": 1}
+
+
+async def test_a_request_that_ends_without_usage_adds_no_prompt_tokens() -> None:
+    async with dispatch(item_timeout_ms=50) as d:
+        agent, _ = add_agent(d)
+
+        messages = await _collect(d.forwarder.forward("req-1", raw_prompt(), chain=(1,)))
+
+        assert isinstance(messages[-1], ErrorEnvelope)
+        assert (agent.prompt_tokens, agent.cached_prompt_tokens) == (0, 0)
