@@ -301,3 +301,9 @@ def test_no_done_is_a_server_error() -> None:
     status, body = completion().answer()
     assert status == 500
     assert body["error"]["message"] == "no completion produced"
+
+
+def test_prompt_cache_key_is_the_affinity_key_before_user() -> None:
+    assert request().affinity_key is None
+    assert request(user="u").affinity_key == "u"
+    assert request(user="u", prompt_cache_key="k").affinity_key == "k"

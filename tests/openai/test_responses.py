@@ -276,3 +276,8 @@ def test_a_failure_mid_answer_drops_the_output() -> None:
 def test_no_done_is_a_server_error() -> None:
     status, body = output().answer()
     assert (status, body["error"]["message"]) == (500, "no response produced")
+
+
+def test_user_is_the_affinity_key_without_a_prompt_cache_key() -> None:
+    assert request(user="u").affinity_key == "u"
+    assert request(user="u", prompt_cache_key="k").affinity_key == "k"
