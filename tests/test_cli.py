@@ -8,6 +8,7 @@ import pytest
 
 from paddler_tui.cli import balancer_settings, build_parser, heartbeat, package_version
 from paddler_tui.net_address import HostPort
+from paddler_tui.server.balancer.routing.policy import Routing
 from paddler_tui.server.heartbeat import Heartbeat
 from paddler_tui.server.local_agents import LocalAgents, LocalAgentsSpec
 
@@ -119,3 +120,28 @@ def test_heartbeats_must_be_positive_milliseconds(value: str) -> None:
     result = run_cli("balancer", "--agent-heartbeat-timeout", value)
     assert result.returncode == 2
     assert "--agent-heartbeat-timeout" in result.stderr
+
+
+def test_routing_defaults_to_prefix_aware_on_balancer_and_serve() -> None:
+    parser = build_parser()
+    for command in ("balancer", "serve"):
+        assert balancer_settings(parser.parse_args([command])).routing == Routing(
+            "prefix-aware", 2
+        )
+        flags = [command, "--routing", "least-busy", "--routing-imbalance", "0"]
+        assert balancer_settings(parser.parse_args(flags)).routing == Routing("least-busy", 0)
+
+
+@pytest.mark.parametrize(
+    ("flags", "complaint"),
+    [(["--routing", "random"], "--routing"), (["--routing-imbalance", "-1"], "must not be")],
+)
+def test_bad_routing_flags_are_rejected(flags: list[str], complaint: str) -> None:
+    result = run_cli("balancer", *flags)
+    assert result.returncode == 2
+    assert complaint in result.stderr
+
+
+def test_help_says_routing_differs_from_paddler() -> None:
+    result = run_cli("balancer", "--help")
+    assert "unlike Paddler" in " ".join(result.stdout.split())

@@ -431,7 +431,7 @@ async def test_a_finished_generation_adds_its_prompt_tokens_to_its_agent() -> No
         for request_id in ("req-1", "req-2"):
             stream = d.forwarder.forward(request_id, raw_prompt(), chain=chain)
             collecting = asyncio.create_task(_collect(stream))
-            await send.wait_for(lambda rid=request_id: rid in {r.id for r in send.requests()})
+            await wait_until(d.pool.changed, lambda: agent.slots_processing == 1)
             agent.deliver(request_id, GeneratedToken(value=Done(usage=usage)))
             await collecting
 

@@ -247,7 +247,7 @@ async def enqueue_with(
 
 async def test_a_slot_freed_elsewhere_skips_the_waiter_pinned_to_its_prefix_holder() -> None:
     async with two_busy_agents() as (buffer, holder, other):
-        pinned = await enqueue_with(buffer, CHAIN + (23,))
+        pinned = await enqueue_with(buffer, (*CHAIN, 23))
         unpinned = await enqueue_with(buffer, None)
         assert pinned_to(buffer, "a") == 1
 

@@ -126,12 +126,12 @@ class AgentPool:
     def _candidates(
         self, agents: list[AgentController], chain: PrefixChain | None
     ) -> list[Candidate]:
-        matching = chain is not None and self.routing.prefix_aware
+        prefixes = chain if chain and self.routing.prefix_aware else ()
         return [
             Candidate(
                 free=agent.has_free_slot,
                 load=agent.load,
-                depth=agent.prefixes.match_depth(chain) if matching and chain else 0,
+                depth=agent.prefixes.match_depth(prefixes) if prefixes else 0,
             )
             for agent in agents
         ]
