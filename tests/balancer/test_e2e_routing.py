@@ -146,22 +146,20 @@ async def test_turns_stay_on_their_agent_while_it_has_a_free_slot_then_fall_back
     assert len(cached) == 2 and sum(cached.values()) > 0
 
 
-async def test_with_no_imbalance_allowed_a_busy_agent_loses_the_turn(
-    make_cluster: MakeCluster,
+@pytest.mark.parametrize(
+    ("flags", "decisions"),
+    [
+        # The blocker is a prefix hit; the next turn may not exceed its agent's load.
+        (("--routing-imbalance", "0"), {"least_busy": 1, "prefix_hit": 1, "fallback": 1}),
+        # Paddler's dispatch: the idle agent, whatever it served.
+        (("--routing", "least-busy"), {"least_busy": 3, "prefix_hit": 0, "fallback": 0}),
+    ],
+    ids=["no-imbalance", "least-busy"],
+)
+async def test_a_turn_goes_to_the_idle_agent_when_routing_allows_no_imbalance(
+    make_cluster: MakeCluster, flags: tuple[str, str], decisions: dict[str, int]
 ) -> None:
-    cluster = make_cluster("no-imbalance").start("--routing-imbalance", "0", agents=2, slots=2)
-    async with http_client() as client:
-        chat = Turns(cluster, client)
-        home = await chat.ask("What is the capital of France?")
-        async with chat.blocker() as busy_on:
-            assert busy_on == home
-            assert await chat.ask("And of Italy?") != home
-
-
-async def test_least_busy_routing_spreads_a_conversation_as_paddler_does(
-    make_cluster: MakeCluster,
-) -> None:
-    cluster = make_cluster("least-busy").start("--routing", "least-busy", agents=2, slots=2)
+    cluster = make_cluster("routing").start(*flags, agents=2, slots=2)
     async with http_client() as client:
         chat = Turns(cluster, client)
         await chat.ask("What is the capital of France?")
@@ -169,5 +167,7 @@ async def test_least_busy_routing_spreads_a_conversation_as_paddler_does(
             assert await chat.ask("And of Italy?") != busy_on
 
     update = await monitor_update(cluster, lambda u: len(u.agents) == 2)
-    assert sum(agent.routed.least_busy for agent in update.agents) == 3
-    assert all(agent.routed.prefix_hit == agent.routed.fallback == 0 for agent in update.agents)
+    routed = [agent.routed for agent in update.agents]
+    assert {name: sum(getattr(counts, name) for counts in routed) for name in decisions} == (
+        decisions
+    )
