@@ -125,9 +125,7 @@ def test_heartbeats_must_be_positive_milliseconds(value: str) -> None:
 def test_routing_defaults_to_prefix_aware_on_balancer_and_serve() -> None:
     parser = build_parser()
     for command in ("balancer", "serve"):
-        assert balancer_settings(parser.parse_args([command])).routing == Routing(
-            "prefix-aware", 2
-        )
+        assert balancer_settings(parser.parse_args([command])).routing == Routing("prefix-aware", 2)
         flags = [command, "--routing", "least-busy", "--routing-imbalance", "0"]
         assert balancer_settings(parser.parse_args(flags)).routing == Routing("least-busy", 0)
 

@@ -1,6 +1,7 @@
 """The agent pool and its controllers: least-busy choice, slot accounting, status reports.
 
-Paddler's dispatch-pool unit tests (behaviour spec §1.2), on fake agents with no sockets.
+Paddler's dispatch-pool unit tests (behaviour spec §1.2), on fake agents with no sockets, then
+prefix-aware routing through the pool.
 """
 
 from __future__ import annotations

@@ -426,7 +426,7 @@ async def _collect(stream: AsyncGenerator[OutgoingMessage, None]) -> list[Outgoi
 async def test_a_finished_generation_adds_its_prompt_tokens_to_its_agent() -> None:
     usage = TokenUsage.zero().model_copy(update={"prompt_tokens": 30, "cached_prompt_tokens": 20})
     async with dispatch() as d:
-        agent, send = add_agent(d)
+        agent, _ = add_agent(d)
         chain = (1, 2)
         for request_id in ("req-1", "req-2"):
             stream = d.forwarder.forward(request_id, raw_prompt(), chain=chain)

@@ -1,6 +1,7 @@
 """The request buffer: overflow, timeout, first-come-first-served waiters, cancellation, shutdown.
 
-Paddler's buffering unit behaviours (behaviour spec §1.3), plus the fairness Paddler lacks.
+Paddler's buffering unit behaviours (behaviour spec §1.3), plus the fairness Paddler lacks, and
+waiters pinned to their prefix holder by prefix-aware routing.
 """
 
 from __future__ import annotations
