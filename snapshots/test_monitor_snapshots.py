@@ -1,22 +1,25 @@
-"""The monitor screen at 80x24 and 120x40: live, Paddler's SSE fallback, disconnected."""
+"""The monitor screen at 80x24 and 120x40: live, with prompt-cache hits, Paddler's SSE fallback,
+disconnected."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
 
 from paddler_tui.client.balancer_services import BalancerServices
+from paddler_tui.protocol.monitor import MonitorUpdate
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
 from snapshots.screen_snapshots import SIZES, SnapCompare, host, settle
 from tests.support.fake_balancer import FakeBalancer, FakeScript
-from tests.support.monitor_script import busy_minute
+from tests.support.monitor_script import busy_minute, cached_chats
 from tests.support.pilot import wait_until
 
 SCRIPT = busy_minute()
+CACHED = cached_chats()
 
 
 def monitor_screen(services: BalancerServices) -> MonitorScreen:
@@ -29,9 +32,12 @@ def screen(pilot: Pilot[None]) -> MonitorScreen:
     return pilot.app.screen
 
 
-async def last_update_shown(pilot: Pilot[None]) -> None:
-    await wait_until(pilot, lambda: screen(pilot).latest == SCRIPT[-1])
-    await settle(pilot)
+def shown(script: list[MonitorUpdate]) -> Callable[[Pilot[None]], Awaitable[None]]:
+    async def last_update_shown(pilot: Pilot[None]) -> None:
+        await wait_until(pilot, lambda: screen(pilot).latest == script[-1])
+        await settle(pilot)
+
+    return last_update_shown
 
 
 async def fallback_shown(pilot: Pilot[None]) -> None:
@@ -55,7 +61,14 @@ def live() -> Iterator[FakeBalancer]:
 @pytest.mark.parametrize("size", SIZES)
 def test_live(snap_compare: SnapCompare, live: FakeBalancer, size: tuple[int, int]) -> None:
     app = host(monitor_screen, live)
-    assert snap_compare(app, terminal_size=size, run_before=last_update_shown)
+    assert snap_compare(app, terminal_size=size, run_before=shown(SCRIPT))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_prompt_cache_hits(snap_compare: SnapCompare, size: tuple[int, int]) -> None:
+    with FakeBalancer(FakeScript(monitor=list(CACHED))) as fake:
+        app = host(monitor_screen, fake)
+        assert snap_compare(app, terminal_size=size, run_before=shown(CACHED))
 
 
 def test_sse_fallback_against_paddler(snap_compare: SnapCompare) -> None:

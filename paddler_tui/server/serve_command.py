@@ -24,6 +24,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, TextColumn
 
+from paddler_tui.client.monitoring.prompt_cache import (
+    agent_prompt_tokens,
+    routed_total,
+    share_label,
+)
 from paddler_tui.paths import log_dir
 from paddler_tui.protocol.agent_status import AgentControllerSnapshot
 from paddler_tui.protocol.monitor import MonitorAgent, MonitorLocalAgent, MonitorUpdate
@@ -358,8 +363,9 @@ def agent_status_lines(
     local: MonitorLocalAgent | None = None,
 ) -> list[str]:
     """An agent's line in ``status``, its extra-buffers verdict under it when the monitor
-    socket knows one (only paddler-tui agents report it, once a model was loaded), and its
-    restarts when it is a local agent that has had any."""
+    socket knows one (only paddler-tui agents report it, once a model was loaded), its prompt
+    cache hits and routing once the balancer sent it a request, and its restarts when it is a
+    local agent that has had any."""
     lines = [
         f"agent {agent.name or agent.id}: {agent.slots_processing}/{agent.slots_total} "
         f"slots busy, {agent.state_application_status}, model {agent.model_path}"
@@ -368,6 +374,8 @@ def agent_status_lines(
         verdict = "on" if monitored.extra_buffers else "off"
         reason = monitored.extra_buffers_reason
         lines.append(f"  extra buffers {verdict}" + (f": {reason}" if reason else ""))
+    if monitored is not None and (monitored.prompt_tokens or routed_total(monitored.routed)):
+        lines.append(f"  {_prompt_cache(monitored)}")
     if local is not None and local.last_exit is not None:
         lines.append(f"  {_restarts(local)}")
     return lines
@@ -389,6 +397,15 @@ def local_agent_line(local: MonitorLocalAgent) -> str:
     if local.state == "gave_up" and local.log_file:
         line += f"; see {local.log_file}"
     return line
+
+
+def _prompt_cache(agent: MonitorAgent) -> str:
+    tokens, routed = agent_prompt_tokens(agent), agent.routed
+    return (
+        f"prompt cache: {tokens.cached}/{tokens.prompt} prompt tokens ({share_label(tokens)}); "
+        f"routed: {routed.prefix_hit} prefix hit, {routed.fallback} fallback, "
+        f"{routed.least_busy} least busy"
+    )
 
 
 def _restarts(local: MonitorLocalAgent) -> str:

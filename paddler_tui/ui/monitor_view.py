@@ -13,6 +13,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from paddler_tui.client.monitoring.prompt_cache import (
+    agent_prompt_tokens,
+    routed_total,
+    share_label,
+)
 from paddler_tui.protocol.agent_issue import AgentIssue
 from paddler_tui.protocol.monitor import (
     MonitorAgent,
@@ -132,6 +137,17 @@ class AgentRow:
     issues: str
     # How often serve restarted it (``—``: not a supervised local agent, or not known).
     restarts: str = UNKNOWN
+    # The share of its prompt tokens a cache held, and how many of its requests were routed to it
+    # for a prefix it held, of all routed to it (``62% · 12/20``); ``—`` before any request.
+    cache: str = UNKNOWN
+
+
+def cache_label(agent: MonitorAgent) -> str:
+    routed = routed_total(agent.routed)
+    tokens = agent_prompt_tokens(agent)
+    if routed == 0 and tokens.prompt == 0:
+        return UNKNOWN
+    return f"{share_label(tokens)} · {agent.routed.prefix_hit}/{routed}"
 
 
 def agent_row(agent: MonitorAgent, local: MonitorLocalAgent | None = None) -> AgentRow:
@@ -155,6 +171,7 @@ def agent_row(agent: MonitorAgent, local: MonitorLocalAgent | None = None) -> Ag
         download=download,
         issues=issue_summary(agent.issues),
         restarts=restarts_label(local),
+        cache=cache_label(agent),
     )
 
 

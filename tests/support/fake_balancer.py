@@ -9,9 +9,10 @@ Served: ``/health``; agents, buffered requests (JSON and SSE); desired state GET
 recorded), applicable state; each agent's model metadata and chat template override; the
 monitor socket with scripted :class:`MonitorUpdate`\\ s (absent when ``monitor`` is ``None``, as in
 Paddler) or, with ``live_monitor``, the agents as the real balancer shows them, with each
-agent's ``extra_buffers`` verdict (a paddler-tui agent's report) and ``local_agents`` (serve's
-supervision); the inference socket and ``/api/v1/generate_embedding_batch`` with embeddings
-computed from each document's text, and conversation requests answered with a scripted reply.
+agent's ``extra_buffers`` verdict (a paddler-tui agent's report), its ``traffic`` (prompt-cache
+hits and routing counts) and ``local_agents`` (serve's supervision); the inference socket and
+``/api/v1/generate_embedding_batch`` with embeddings computed from each document's text, and
+conversation requests answered with a scripted reply.
 
 On the socket each request streams on its own (``item_delay_s`` apart) and ``StopRespondingTo``
 cancels it, as on the real balancer; ``RawFrame`` items send malformed data on purpose.
@@ -75,6 +76,7 @@ from paddler_tui.protocol.monitor import (
     MonitorLocalAgent,
     MonitorTimeouts,
     MonitorUpdate,
+    RoutingCounts,
     encode_monitor_update,
 )
 from paddler_tui.protocol.requests import (
@@ -135,6 +137,15 @@ def fake_embedding(content: str, dimensions: int) -> list[float]:
 
 
 @dataclass(frozen=True)
+class AgentTraffic:
+    """What the balancer counted of an agent's finished requests, and why it chose the agent."""
+
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    routed: RoutingCounts = field(default_factory=RoutingCounts)
+
+
+@dataclass(frozen=True)
 class RawFrame:
     """A socket frame sent exactly as given, valid or not."""
 
@@ -164,6 +175,8 @@ class FakeScript:
     live_monitor: bool = False
     # What each agent (by id) reports of llama.cpp's extra buffers; only the monitor shows it.
     extra_buffers: dict[str, ExtraBuffers] = field(default_factory=dict)
+    # What the balancer counted of each agent's requests (by id); only the monitor shows it.
+    traffic: dict[str, AgentTraffic] = field(default_factory=dict)
     # serve's supervision of its local agents, as the live monitor sends it.
     local_agents: list[MonitorLocalAgent] = field(default_factory=list)
     # False: GenerateEmbeddingBatch on the socket gets no answer at all (as from Paddler).
@@ -416,11 +429,15 @@ class FakeBalancer:
         agents = []
         for agent in self.script.agents:
             verdict = self.script.extra_buffers.get(agent.id)
+            traffic = self.script.traffic.get(agent.id, AgentTraffic())
             agents.append(
                 monitor_agent(agent).model_copy(
                     update={
                         "extra_buffers": verdict.enabled if verdict else None,
                         "extra_buffers_reason": verdict.reason if verdict else None,
+                        "prompt_tokens": traffic.prompt_tokens,
+                        "cached_prompt_tokens": traffic.cached_prompt_tokens,
+                        "routed": traffic.routed,
                     }
                 )
             )

@@ -1,8 +1,10 @@
-"""Deterministic monitor data: a busy minute of a two-agent cluster, as the socket sends it."""
+"""Deterministic monitor data of a two-agent cluster, as the socket sends it: a busy minute, and
+half a minute of cached chats."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from paddler_tui.protocol.agent_issue import ModelFileDoesNotExist
@@ -16,6 +18,7 @@ from paddler_tui.protocol.monitor import (
     MonitorTimeouts,
     MonitorUpdate,
     RequestPhase,
+    RoutingCounts,
 )
 from paddler_tui.protocol.usage import TokenUsage
 
@@ -230,4 +233,51 @@ def busy_minute() -> list[MonitorUpdate]:
             ],
         )
     )
+    return updates
+
+
+@dataclass
+class _AgentTotals:
+    prompt: int = 0
+    cached: int = 0
+    routed: RoutingCounts = field(default_factory=RoutingCounts)
+
+    def add_turn(self, prompt: int, cached: int, routing: str) -> None:
+        self.prompt += prompt
+        self.cached += cached
+        self.routed = self.routed.model_copy(update={routing: getattr(self.routed, routing) + 1})
+
+
+def cached_chats() -> list[MonitorUpdate]:
+    """Half a minute of chats on two agents that route by prefix and cache prompts (issue #15).
+
+    Each agent finishes one turn a second; a turn's prompt is the whole conversation so far, and
+    all of it but the new message comes from a cache, except on a conversation's first turn (sent
+    to the least busy agent) and on some of beta's turns, which find their agent busy and fall
+    back to a slot that holds nothing of them.
+    """
+    names = {"a1": "alpha", "a2": "beta"}
+    totals = {agent_id: _AgentTotals() for agent_id in names}
+    updates = []
+    for second in range(31):
+        for agent_id, turn in (("a1", second % 10), ("a2", (second + 3) % 10)):
+            prompt = 60 + 50 * turn
+            if turn == 0:
+                totals[agent_id].add_turn(prompt, 0, "least_busy")
+            elif agent_id == "a2" and second % 5 == 4:
+                totals[agent_id].add_turn(prompt, 0, "fallback")
+            else:
+                totals[agent_id].add_turn(prompt, prompt - 50, "prefix_hit")
+        agents = [
+            monitor_agent(
+                agent_id,
+                name,
+                slots_busy=1 + (second + index) % 2,
+                prompt_tokens=totals[agent_id].prompt,
+                cached_prompt_tokens=totals[agent_id].cached,
+                routed=totals[agent_id].routed,
+            )
+            for index, (agent_id, name) in enumerate(names.items())
+        ]
+        updates.append(update(second, agents=agents))
     return updates

@@ -8,6 +8,7 @@ import pytest
 
 from paddler_tui.client.monitoring.history import slot_totals
 from paddler_tui.protocol.agent_issue import ModelFileDoesNotExist, SlotCannotStart
+from paddler_tui.protocol.monitor import RoutingCounts
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.ui.monitor_view import (
     SeenEvents,
@@ -170,3 +171,15 @@ def test_events_seen_before_a_reconnection_are_not_shown_again() -> None:
     # Only the newest are remembered: the oldest would show again.
     assert seen.fresh(first[:1]) == first[:1]
     assert seen.fresh(again[2:]) == []
+
+
+def test_agent_row_cache() -> None:
+    routed = RoutingCounts(prefix_hit=12, fallback=3, least_busy=5)
+    row = agent_row(
+        monitor_agent("a1", "alpha", prompt_tokens=2000, cached_prompt_tokens=1234, routed=routed)
+    )
+    assert row.cache == "62% · 12/20"
+    assert agent_row(monitor_agent("a1", "alpha")).cache == "—"  # nothing routed to it yet
+    # Routed, but none finished yet: no share to tell.
+    running = agent_row(monitor_agent("a1", "alpha", routed=RoutingCounts(least_busy=1)))
+    assert running.cache == "— · 0/1"

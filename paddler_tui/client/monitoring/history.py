@@ -1,16 +1,18 @@
-"""Per-second history of busy slots, buffered requests and tokens/s, for the sparklines.
+"""Per-second history of busy slots, buffered requests, tokens/s and the prompt-cache hit
+share, for the sparklines.
 
 Updates arrive irregularly (on change, at most ten a second, and a heartbeat each second), so
 samples are keyed by the balancer's second: a second keeps its peak busy and buffered counts (a
-short burst must not vanish) and the tokens generated in it; seconds without an update repeat the
-last counts with no tokens.
+short burst must not vanish) and the tokens generated in it and the prompt tokens of the requests
+that finished in it; seconds without an update repeat the last counts with no tokens.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from paddler_tui.client.monitoring.prompt_cache import PromptTokenCounter, PromptTokens
 from paddler_tui.protocol.monitor import MonitorUpdate
 
 HISTORY_SECONDS = 300
@@ -30,6 +32,7 @@ class _Sample:
     busy: int
     buffered: int
     tokens: int
+    prompt: PromptTokens = field(default_factory=PromptTokens)
 
 
 class TokenCounter:
@@ -75,17 +78,20 @@ class MonitorHistory:
     def __init__(self, seconds: int = HISTORY_SECONDS) -> None:
         self._samples: deque[_Sample] = deque(maxlen=seconds)
         self._tokens = TokenCounter()
+        self._prompt_tokens = PromptTokenCounter()
 
     def observe(self, update: MonitorUpdate) -> None:
         second = update.server_time // 1000
         busy, _ = slot_totals(update)
         buffered = update.buffer.buffered
         tokens = self._tokens.observe(update)
+        prompt = self._prompt_tokens.observe(update)
         last = self._samples[-1] if self._samples else None
         if last is not None and second == last.second:
             last.busy = max(last.busy, busy)
             last.buffered = max(last.buffered, buffered)
             last.tokens += tokens
+            last.prompt += prompt
             return
         if last is not None and second > last.second:
             gap = min(second - last.second - 1, self._samples.maxlen or 0)
@@ -94,7 +100,7 @@ class MonitorHistory:
         elif last is not None:
             # The balancer restarted with a clock behind ours: start the history again.
             self._samples.clear()
-        self._samples.append(_Sample(second, busy, buffered, tokens))
+        self._samples.append(_Sample(second, busy, buffered, tokens, prompt))
 
     def _series(self, values: list[int]) -> list[float]:
         # Padded to the whole window with zeros: the chart's time axis stays put and its scale
@@ -113,6 +119,26 @@ class MonitorHistory:
     @property
     def tokens_per_second(self) -> list[float]:
         return self._series([sample.tokens for sample in self._samples])
+
+    @property
+    def cache_hit_percent(self) -> list[float]:
+        """Per second, the percentage of the prompt tokens finished in it that a cache held; a
+        second without any repeats the one before, as the share of the last requests."""
+        percents: list[int] = []
+        last = 0
+        for sample in self._samples:
+            share = sample.prompt.share
+            if share is not None:
+                last = round(100 * share)
+            percents.append(last)
+        return self._series(percents)
+
+    def latest_prompt_tokens(self) -> PromptTokens:
+        """The prompt tokens of the newest second that finished any; none if none in the window."""
+        for sample in reversed(self._samples):
+            if sample.prompt.prompt > 0:
+                return sample.prompt
+        return PromptTokens()
 
     def latest(self) -> tuple[int, int]:
         """Busy slots and buffered requests of the newest second."""

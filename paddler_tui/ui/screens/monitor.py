@@ -29,6 +29,7 @@ from paddler_tui.client.monitoring.feed import (
     monitor_feed,
 )
 from paddler_tui.client.monitoring.history import MonitorHistory, slot_totals
+from paddler_tui.client.monitoring.prompt_cache import cluster_prompt_tokens, share_label
 from paddler_tui.protocol.monitor import MonitorUpdate
 from paddler_tui.ui.extra_buffers import repack_notes
 from paddler_tui.ui.monitor_view import (
@@ -209,9 +210,11 @@ class MonitorScreen(Screen[None]):
             log.add(line, styles)
         self._pending_events.clear()
         busy, total = slot_totals(update)
+        prompt_tokens = cluster_prompt_tokens(update)
         self.query_one(MonitorStatus).summary = (
             f"{len(update.agents)} agents · slots {busy}/{total} busy · "
             f"{self.history.latest_tokens_per_second():.0f} tok/s"
+            + (f" · {share_label(prompt_tokens)} cached" if prompt_tokens.prompt else "")
         )
 
     def _render_requests(self, update: MonitorUpdate) -> None:

@@ -1,5 +1,5 @@
-"""Agents with their slot bars, model, state, restarts, weight repacking, download progress
-and issues."""
+"""Agents with their slot bars, prompt-cache hits, model, state, restarts, weight repacking,
+download progress and issues."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ from rich.text import Text
 from paddler_tui.ui.monitor_view import AgentRow, restarts_style
 from paddler_tui.ui.widgets.live_table import LiveTable, plain_columns
 
-# Restarts last: at 80 columns the issues stay in view, and the supervision note under the
-# table names every agent that restarted.
+# The cache next to the slots: how well routing and caching work is read with the load. Restarts
+# last: at 80 columns the issues start in view, and the supervision note under the table names
+# every agent that restarted.
 COLUMNS = plain_columns(
-    "agent", "slots", "model", "state", "repack", "download", "issues", "restarts"
+    "agent", "slots", "cache", "model", "state", "repack", "download", "issues", "restarts"
 )
 
 
@@ -41,6 +42,7 @@ def _cells(row: AgentRow, *, warning: str, error: str) -> list[Text]:
     return [
         Text(row.name),
         Text(row.slots, style=busy_style),
+        Text(row.cache),
         Text(row.model),
         Text(row.state, style=state_style),
         Text(row.repack, style=warning if row.repack == "off" else ""),
