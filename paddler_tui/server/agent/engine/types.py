@@ -37,6 +37,11 @@ UNLIMITED_PROMPT_CACHE = -1
 DEFAULT_PROMPT_CACHE_RAM_MIB = 8192  # llama-server's --cache-ram default
 
 
+def prompt_cache_bytes(mib: int) -> int:
+    """``--prompt-cache-ram`` (MiB, -1 for no limit) as EngineSettings.prompt_cache_ram."""
+    return mib if mib == UNLIMITED_PROMPT_CACHE else mib * MIB
+
+
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
     """How to load a model and build its one shared llama context."""
@@ -61,7 +66,7 @@ class EngineSettings:
     reuse_prompt_cache: bool = True
     # Bytes of host memory for sequence states saved when their slot is taken
     # (prompt_cache.py): UNLIMITED_PROMPT_CACHE for no bound, 0 for none.
-    prompt_cache_ram: int = DEFAULT_PROMPT_CACHE_RAM_MIB * MIB
+    prompt_cache_ram: int = prompt_cache_bytes(DEFAULT_PROMPT_CACHE_RAM_MIB)
 
 
 @dataclass(frozen=True, slots=True)
