@@ -24,13 +24,14 @@ Run: ``python -m bench.prompt_cache`` (writes ``bench/results/prompt_cache.json`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import partial
-from typing import Any
+from typing import Any, TypeAlias
 
 from bench.common import take_turns
 from bench.engine_bench import GREEDY, BenchModel, Generation, chat_prompt, loaded, options
@@ -109,31 +110,61 @@ def run_chat(engine: Engine, max_tokens: int, sessions: Iterator[int]) -> list[T
     return turns
 
 
-def compare(model: BenchModel, args: argparse.Namespace, cache_dtype: str) -> dict[str, Any]:
-    """Both setups with one KV cache type, taking turns; the best time per turn counts."""
-    settings = replace(
+Chat: TypeAlias = Callable[[Engine, int, Iterator[int]], list[Turn]]
+
+
+def one_slot(model: BenchModel, cache_dtype: str) -> EngineSettings:
+    return replace(
         model.engine_settings(slots=1), k_cache_dtype=cache_dtype, v_cache_dtype=cache_dtype
     )
-    with (
-        loaded(replace(settings, reuse_prompt_cache=True)) as reusing,
-        loaded(replace(settings, reuse_prompt_cache=False)) as not_reusing,
-    ):
-        engines = {"reuse": reusing, "no_reuse": not_reusing}
+
+
+@dataclass
+class Runs:
+    """Every round's turns, by setup."""
+
+    by_setup: dict[str, list[list[Turn]]]
+
+    def first(self, name: str) -> list[Turn]:
+        return self.by_setup[name][0]
+
+    def best(self, name: str, index: int) -> float:
+        """The best time to first token of turn ``index`` over the rounds."""
+        return min(turns[index].first_token_seconds for turns in self.by_setup[name])
+
+    def identical(self, one: str, other: str) -> bool:
+        pairs = zip(self.first(one), self.first(other), strict=True)
+        return all(a.answer == b.answer for a, b in pairs)
+
+
+def side_by_side(setups: dict[str, EngineSettings], chat: Chat, args: argparse.Namespace) -> Runs:
+    """Each setup's engine runs ``chat`` once a round, in turn."""
+    with contextlib.ExitStack() as stack:
+        engines = {name: stack.enter_context(loaded(settings)) for name, settings in setups.items()}
         for name, engine in engines.items():
             run_turn(engine, render([("user", "Hi")], "warm-up"), 4, f"warm-up-{name}")
-        runs = take_turns(
-            args.repeats,
-            {
-                name: partial(run_chat, engine, args.tokens, itertools.count())
-                for name, engine in engines.items()
-            },
+        return Runs(
+            take_turns(
+                args.repeats,
+                {
+                    name: partial(chat, engine, args.tokens, itertools.count())
+                    for name, engine in engines.items()
+                },
+            )
         )
 
-    def best(name: str, index: int) -> float:
-        return min(chat[index].first_token_seconds for chat in runs[name])
 
-    reuse, no_reuse = runs["reuse"][0], runs["no_reuse"][0]
-    identical = all(a.answer == b.answer for a, b in zip(reuse, no_reuse, strict=True))
+def compare(model: BenchModel, args: argparse.Namespace, cache_dtype: str) -> dict[str, Any]:
+    """Both setups with one KV cache type, taking turns; the best time per turn counts."""
+    settings = one_slot(model, cache_dtype)
+    setups = {
+        "reuse": replace(settings, reuse_prompt_cache=True),
+        "no_reuse": replace(settings, reuse_prompt_cache=False),
+    }
+    runs = side_by_side(setups, run_chat, args)
+    best = runs.best
+    reuse = runs.first("reuse")
+    identical = runs.identical("reuse", "no_reuse")
     print(f"KV cache {cache_dtype}")
     print(f"{'turn':>4}{'prompt':>8}{'cached':>8}{'ttft reuse':>12}{'ttft none':>11}{'speedup':>9}")
     rows = []
@@ -178,29 +209,12 @@ def run_interleaved(engine: Engine, max_tokens: int, sessions: Iterator[int]) ->
 
 def interleave(model: BenchModel, args: argparse.Namespace, cache_dtype: str) -> dict[str, Any]:
     """Two chats on one slot, with the prompt cache in host memory and with the slot alone."""
-    settings = replace(
-        model.engine_settings(slots=1), k_cache_dtype=cache_dtype, v_cache_dtype=cache_dtype
-    )
-    with (
-        loaded(settings) as ram_cache,
-        loaded(replace(settings, prompt_cache_ram=0)) as slot_only,
-    ):
-        engines = {"ram_cache": ram_cache, "slot_only": slot_only}
-        for name, engine in engines.items():
-            run_turn(engine, render([("user", "Hi")], "warm-up"), 4, f"warm-up-{name}")
-        runs = take_turns(
-            args.repeats,
-            {
-                name: partial(run_interleaved, engine, args.tokens, itertools.count())
-                for name, engine in engines.items()
-            },
-        )
-
-    def best(name: str, index: int) -> float:
-        return min(chats[index].first_token_seconds for chats in runs[name])
-
-    ram, slot = runs["ram_cache"][0], runs["slot_only"][0]
-    identical = all(a.answer == b.answer for a, b in zip(ram, slot, strict=True))
+    settings = one_slot(model, cache_dtype)
+    setups = {"ram_cache": settings, "slot_only": replace(settings, prompt_cache_ram=0)}
+    runs = side_by_side(setups, run_interleaved, args)
+    best = runs.best
+    ram, slot = runs.first("ram_cache"), runs.first("slot_only")
+    identical = runs.identical("ram_cache", "slot_only")
     print(f"KV cache {cache_dtype}, two chats taking turns on one slot")
     print(
         f"{'turn':>4}{'chat':>5}{'prompt':>8}{'cached ram':>11}{'cached slot':>12}"

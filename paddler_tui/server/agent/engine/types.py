@@ -61,8 +61,8 @@ class EngineSettings:
     v_cache_dtype: str = "Q8_0"
     enable_embeddings: bool = False
     pooling_type: str = "Last"  # a Paddler PoolingType name
-    # Off only to measure what reuse saves (bench/prompt_cache.py); the agent always reuses.
-    # Off, slots reuse nothing and nothing is saved in host memory either.
+    # Off only to measure what reuse saves (bench/prompt_cache.py): then no slot reuses its KV
+    # cache and nothing is saved in host memory. The agent always reuses.
     reuse_prompt_cache: bool = True
     # Bytes of host memory for sequence states saved when their slot is taken
     # (prompt_cache.py): UNLIMITED_PROMPT_CACHE for no bound, 0 for none.
