@@ -275,3 +275,31 @@ def test_an_embedding_batch_saves_the_slots_and_generation_restores_them() -> No
         engine.close()
     assert again_end.cached_prompt_tokens == first_end.prompt_tokens - 1
     assert again.tokens == first.tokens
+
+
+def test_a_state_saved_from_one_slot_is_restored_into_another(
+    uncached: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = Engine.load(EngineSettings(model_path=model_path(), slots=2, context_size=2048))
+    first_prompt = chat(NOTES.format(topic="lighthouses"))
+    try:
+        with caplog.at_level(logging.DEBUG, "paddler_tui.server.agent.engine.scheduler"):
+            first = submit(engine, first_prompt, max_tokens=12, job_id="first")  # slot 0
+            first_end = finished(first)
+            for topic in ("volcanoes", "honeybees"):  # slot 1, then slot 0: the first is saved
+                finished(submit(engine, chat(NOTES.format(topic=topic)), max_tokens=12))
+            again = first_prompt + first.text + "<|im_end|>\n" + chat("And one more?")
+            second = submit(engine, again, max_tokens=12, job_id="second")
+            second_end = finished(second)
+    finally:
+        engine.close()
+    assert "saved slot 0" in caplog.text
+    assert "into slot 1" in caplog.text  # the least recently used free slot
+    assert second_end.cached_prompt_tokens >= first_end.prompt_tokens + 10
+    assert second.tokens == submit_and_wait(uncached, again)
+
+
+def submit_and_wait(engine: Engine, prompt: str) -> list[int]:
+    collector = submit(engine, prompt, max_tokens=12)
+    finished(collector)
+    return collector.tokens
