@@ -35,6 +35,7 @@ from paddler_tui.protocol.envelope import GeneratedToken
 from paddler_tui.protocol.generated_token import Done, token_text
 from paddler_tui.protocol.inference_socket import ResponseEnvelope, decode_inference_server_message
 from paddler_tui.server.agent.chat_template import ChatTemplate
+from paddler_tui.server.agent.engine.types import DEFAULT_PROMPT_CACHE_RAM_MIB, prompt_cache_bytes
 from paddler_tui.server.agent.running_requests import sampling_settings
 from paddler_tui.server.agent.state_applier import engine_settings
 from tests.support.cluster import deterministic_state
@@ -133,7 +134,11 @@ def engine_loader(setup: Json) -> Handler:
 
     parameters = deterministic_state().inference_parameters
     settings = engine_settings(
-        str(default_model_path()), parameters, slots=AGENTS * SLOTS, threads=setup["threads"]
+        str(default_model_path()),
+        parameters,
+        slots=AGENTS * SLOTS,
+        threads=setup["threads"],
+        prompt_cache_ram=prompt_cache_bytes(DEFAULT_PROMPT_CACHE_RAM_MIB),
     )
     engine = Engine.load(replace(settings, use_extra_buffers=setup["extra_buffers"]))
 

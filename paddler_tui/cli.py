@@ -16,6 +16,10 @@ from typing import TYPE_CHECKING
 
 from paddler_tui.api_key import API_KEY_ENV, api_key_from_env
 from paddler_tui.net_address import HostPort
+from paddler_tui.server.agent.engine.types import (
+    DEFAULT_PROMPT_CACHE_RAM_MIB,
+    UNLIMITED_PROMPT_CACHE,
+)
 from paddler_tui.server.balancer.routing.policy import DEFAULT_IMBALANCE, ROUTING_MODES, Routing
 from paddler_tui.server.heartbeat import (
     DEFAULT_INTERVAL_MS as DEFAULT_HEARTBEAT_INTERVAL_MS,
@@ -58,6 +62,13 @@ def _non_negative_int(value: str) -> int:
     number = int(value)
     if number < 0:
         raise argparse.ArgumentTypeError(f"must not be negative, got {number}")
+    return number
+
+
+def _prompt_cache_mib(value: str) -> int:
+    number = int(value)
+    if number < UNLIMITED_PROMPT_CACHE:
+        raise argparse.ArgumentTypeError(f"must be -1 (no limit), 0 (off) or MiB, got {number}")
     return number
 
 
@@ -280,6 +291,16 @@ def _add_agent_arguments(
         "crashes, load without them (llama-server's --no-repack). The verdict is cached per "
         "host, llama.cpp build and model kind. (default: %(default)s)",
     )
+    parser.add_argument(
+        "--prompt-cache-ram",
+        type=_prompt_cache_mib,
+        default=DEFAULT_PROMPT_CACHE_RAM_MIB,
+        metavar="MiB",
+        help="host memory for the prompt cache, as llama-server's --cache-ram: when a slot is "
+        "taken for a prompt it does not hold, the sequence it held is saved there, and "
+        "restored for a later prompt that shares more with it than with any free slot; "
+        "least recently used first out. -1: no limit, 0: off (default: %(default)s)",
+    )
     if standalone:
         assert isinstance(parser, argparse.ArgumentParser)
         _add_heartbeat_arguments(parser)
@@ -392,6 +413,7 @@ def _run_agent(arguments: argparse.Namespace) -> int:
         threads=arguments.threads,
         api_key=arguments.api_key,
         extra_buffers=arguments.extra_buffers,
+        prompt_cache_ram_mib=arguments.prompt_cache_ram,
         heartbeat=heartbeat(arguments),
     )
 
@@ -437,6 +459,7 @@ def _run_serve(arguments: argparse.Namespace) -> int:
             model=arguments.model,
             threads=arguments.threads,
             extra_buffers=arguments.extra_buffers,
+            prompt_cache_ram_mib=arguments.prompt_cache_ram,
             heartbeat=heartbeat(arguments),
         ),
         detach=arguments.detach,

@@ -143,3 +143,26 @@ def test_bad_routing_flags_are_rejected(flags: list[str], complaint: str) -> Non
 def test_help_says_routing_differs_from_paddler() -> None:
     result = run_cli("balancer", "--help")
     assert "unlike Paddler" in " ".join(result.stdout.split())
+
+
+def test_the_prompt_cache_ram_defaults_to_llama_servers_and_reaches_the_local_agents() -> None:
+    parser = build_parser()
+    agent = ["agent", "--management-addr", "127.0.0.1:1", "--slots", "1"]
+    assert parser.parse_args(agent).prompt_cache_ram == 8192
+    assert parser.parse_args([*agent, "--prompt-cache-ram", "-1"]).prompt_cache_ram == -1
+    assert parser.parse_args(["serve"]).prompt_cache_ram == 8192
+    arguments = parser.parse_args(["serve", "--prompt-cache-ram", "0"])
+    spec = LocalAgentsSpec(prompt_cache_ram_mib=arguments.prompt_cache_ram)
+    command = LocalAgents(spec, HostPort("127.0.0.1", 1), Path("/unused")).command(1)
+    assert command[command.index("--prompt-cache-ram") + 1] == "0"
+    # What a local agent is started with, its parser reads back.
+    assert parser.parse_args(command[3:]).prompt_cache_ram == 0
+
+
+@pytest.mark.parametrize("value", ["-2", "lots"])
+def test_a_prompt_cache_ram_below_minus_one_is_rejected(value: str) -> None:
+    result = run_cli(
+        "agent", "--management-addr", "127.0.0.1:1", "--slots", "1", "--prompt-cache-ram", value
+    )
+    assert result.returncode == 2
+    assert "--prompt-cache-ram" in result.stderr

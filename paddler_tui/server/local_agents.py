@@ -15,6 +15,7 @@ from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.desired_state import BalancerDesiredState
 from paddler_tui.protocol.model_source import AgentDesiredModel, LocalToAgent, Url
+from paddler_tui.server.agent.engine.types import DEFAULT_PROMPT_CACHE_RAM_MIB
 from paddler_tui.server.agent_supervisor import AgentSupervisor, LaunchedAgent, RestartRules
 from paddler_tui.server.heartbeat import Heartbeat
 
@@ -26,6 +27,7 @@ class LocalAgentsSpec:
     model: str = "default"
     threads: int | None = None
     extra_buffers: str = "auto"  # auto | on | off, as the agent's --extra-buffers
+    prompt_cache_ram_mib: int = DEFAULT_PROMPT_CACHE_RAM_MIB  # the agent's --prompt-cache-ram
     heartbeat: Heartbeat = field(default_factory=Heartbeat)  # the balancer's, mirrored
 
 
@@ -91,6 +93,8 @@ class LocalAgents:
             self.name(index),
             "--extra-buffers",
             spec.extra_buffers,
+            "--prompt-cache-ram",
+            str(spec.prompt_cache_ram_mib),
             "--agent-heartbeat-interval",
             str(spec.heartbeat.interval_ms),
             "--agent-heartbeat-timeout",

@@ -75,10 +75,12 @@ class AgentSession:
 
 
 @contextlib.asynccontextmanager
-async def agent_session(tmp: Path, *, slots: int = 4) -> AsyncIterator[AgentSession]:
+async def agent_session(tmp: Path, *flags: str, slots: int = 4) -> AsyncIterator[AgentSession]:
+    """An agent process started with ``flags``, registered with a test endpoint."""
     async with BalancerEndpoint().running() as endpoint:
         process = AgentProcess(
             endpoint.addr,
+            *flags,
             slots=slots,
             name="test-agent",
             log=tmp / "agent.log",

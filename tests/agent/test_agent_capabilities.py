@@ -108,7 +108,10 @@ def no_markers(results: list[GeneratedTokenResult]) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def session(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[AgentSession]:
     tmp: Path = tmp_path_factory.mktemp("agent")
-    async with agent_session(tmp) as running:
+    # The slots' own prompt cache only: the prompt cache tests below replay a conversation
+    # after other prompts took every slot, to decode it whole (the RAM cache would restore it;
+    # that is tested in test_engine_prompt_cache and test_agent_in_process).
+    async with agent_session(tmp, "--prompt-cache-ram", "0") as running:
         yield running
 
 

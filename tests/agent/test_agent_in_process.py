@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import sys
 import threading
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,10 @@ from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
 from paddler_tui.protocol.embedding import EmbeddingDone, NoNormalization
-from paddler_tui.protocol.generated_token import Done
+from paddler_tui.protocol.envelope import ContinueFromRawPrompt
+from paddler_tui.protocol.generated_token import Done, GeneratedTokenResult
+from paddler_tui.protocol.model_source import LocalToAgent
+from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.agent.engine import extra_buffers
 from paddler_tui.server.agent.engine.extra_buffers import ExtraBuffersMode, probe_verdict_sync
 from paddler_tui.server.agent.engine.thread import THREAD_NAME
@@ -29,7 +33,8 @@ from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
 from tests.agent.conftest import desired_state
 from tests.support.cluster import AgentProcess
 
-# Every llama.cpp entry point that computes, or creates or frees what computes.
+# Every llama.cpp entry point that computes, creates or frees what computes, or copies a
+# sequence's state in or out of the KV cache.
 COMPUTING = (
     "llama_model_load_from_file",
     "llama_init_from_model",
@@ -37,6 +42,14 @@ COMPUTING = (
     "llama_encode",
     "llama_free",
     "llama_model_free",
+    "llama_state_seq_get_data",
+    "llama_state_seq_set_data",
+)
+# Raw prompts long enough for the prompt cache to save, alike only in their first words.
+STORY = (
+    "Story number {}. The old lighthouse keeper climbed the stairs every evening, counted the "
+    "ships on the horizon, wrote their names in a worn notebook, listened to the wind rattle "
+    "the windows of the lamp room, and waited for the fog to roll in from the sea."
 )
 
 
@@ -45,6 +58,7 @@ class LlamaCalls:
     """Which thread made each computing llama.cpp call, and the model parameters used."""
 
     threads: dict[str, set[str]] = field(default_factory=dict)
+    counts: Counter[str] = field(default_factory=Counter)
     extra_bufts: list[bool] = field(default_factory=list)
     # False where extra buffers crash this host: what was asked is recorded, then the load
     # goes ahead without them, so that proving "on" never brings the test run down.
@@ -57,6 +71,7 @@ class LlamaCalls:
     def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
         def call(*args: Any) -> Any:
             self.threads.setdefault(name, set()).add(threading.current_thread().name)
+            self.counts[name] += 1
             if name == "llama_model_load_from_file":
                 self.extra_bufts.append(bool(args[1].use_extra_bufts))
                 args[1].use_extra_bufts = args[1].use_extra_bufts and self.allow_extra_bufts
@@ -119,6 +134,16 @@ async def reload(agent: InProcessAgent, **parameters: Any) -> None:
             await record.changed.wait()
 
 
+def story(number: int) -> ContinueFromRawPrompt:
+    return raw_prompt(STORY.format(number), 4)
+
+
+def usage(results: list[GeneratedTokenResult]) -> TokenUsage:
+    done = results[-1]
+    assert isinstance(done, Done), done
+    return done.usage
+
+
 async def reported_host(record: AgentRecord) -> UpdateAgentHost:
     async with asyncio.timeout(30):
         while not record.hosts:
@@ -139,14 +164,20 @@ async def test_every_computation_runs_on_the_one_engine_thread(
             *(session.generate(raw_prompt(f"Count to {n}:", 8)) for n in (3, 4))
         )
         assert all(isinstance(r[-1], Done) for r in results)
+        # Two slots, three long prompts, then the first again: the third takes the first one's
+        # slot and saves its sequence, which the fourth restores into the other slot.
+        for number in (1, 2, 3, 1):
+            assert isinstance((await session.generate(story(number)))[-1], Done)
+        assert calls.counts["llama_state_seq_set_data"] == 1
         # A reload (a new context size), then embeddings on yet another engine.
         await reload(agent, context_size=2048)
         assert isinstance((await session.generate(raw_prompt("Hi", 4)))[-1], Done)
         await reload(agent, enable_embeddings=True)
         embedded = await session.embed([("a", "one"), ("b", "two")], NoNormalization())
         assert isinstance(embedded[-1], EmbeddingDone)
-    # Loads, warm-ups, decodes and frees of all three engines: one thread, the engine's.
-    assert calls.threads.keys() >= {"llama_model_load_from_file", "llama_decode", "llama_free"}
+    # Loads, warm-ups, decodes, saves, restores and frees of all three engines: one thread, the
+    # engine's.
+    assert calls.threads.keys() == set(COMPUTING) - {"llama_encode"}
     assert set().union(*calls.threads.values()) == {THREAD_NAME}, calls.threads
 
 
@@ -182,3 +213,31 @@ async def test_a_probe_killed_by_a_signal_loads_without_extra_buffers_and_says_w
     assert host.extra_buffers is not None
     assert not host.extra_buffers.enabled
     assert "killed by SIGSEGV" in host.extra_buffers.reason
+
+
+@pytest.mark.parametrize("change", ["context size", "model"])
+async def test_a_reload_never_restores_a_state_saved_by_the_engine_before(
+    change: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = LlamaCalls()
+    calls.watch(monkeypatch)
+    link = tmp_path / "the-same-weights-elsewhere.gguf"
+    link.symlink_to(default_model_path())
+    reloaded: dict[str, Any] = (
+        {"context_size": 1024}
+        if change == "context size"
+        else {"model": LocalToAgent(value=str(link))}
+    )
+    async with in_process_agent(slots=1) as agent:
+        session = agent.session
+        await session.apply()
+        await session.generate(story(1))
+        await session.generate(story(2))  # takes the only slot: story 1 is saved
+        back = usage(await session.generate(story(1)))  # restored; story 2 is saved
+        assert back.cached_prompt_tokens == back.prompt_tokens - 1
+        assert calls.counts["llama_state_seq_set_data"] == 1
+        await reload(agent, **reloaded)
+        again = usage(await session.generate(story(2)))
+    # The new engine's cache started empty: story 2 was decoded whole, nothing restored.
+    assert again.cached_prompt_tokens == 0
+    assert calls.counts["llama_state_seq_set_data"] == 1

@@ -12,6 +12,10 @@ from paddler_tui.net_address import HostPort
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.server.agent.balancer_connection import BalancerConnection
 from paddler_tui.server.agent.engine.extra_buffers import ExtraBuffersMode
+from paddler_tui.server.agent.engine.types import (
+    DEFAULT_PROMPT_CACHE_RAM_MIB,
+    prompt_cache_bytes,
+)
 from paddler_tui.server.agent.running_requests import RunningRequests
 from paddler_tui.server.agent.state_applier import StateApplier
 from paddler_tui.server.agent.status import AgentStatus
@@ -32,6 +36,7 @@ async def serve_agent(
     stopping: asyncio.Event,
     api_key: str | None = None,
     extra_buffers: ExtraBuffersMode = "auto",
+    prompt_cache_ram_mib: int = DEFAULT_PROMPT_CACHE_RAM_MIB,
     heartbeat: Heartbeat | None = None,
 ) -> None:
     """Run one agent until ``stopping`` is set, then deregister and free the model."""
@@ -43,6 +48,7 @@ async def serve_agent(
         slots=slots,
         threads=threads,
         extra_buffers=extra_buffers,
+        prompt_cache_ram=prompt_cache_bytes(prompt_cache_ram_mib),
     )
     connection = BalancerConnection(
         management_addr=management_addr,
@@ -72,6 +78,7 @@ def run_agent(
     threads: int | None,
     api_key: str | None = None,
     extra_buffers: ExtraBuffersMode = "auto",
+    prompt_cache_ram_mib: int = DEFAULT_PROMPT_CACHE_RAM_MIB,
     heartbeat: Heartbeat | None = None,
 ) -> int:
     # A native crash (llama.cpp) prints every thread's Python stack to stderr, which is the log.
@@ -91,6 +98,7 @@ def run_agent(
                 stopping=stopping,
                 api_key=api_key,
                 extra_buffers=extra_buffers,
+                prompt_cache_ram_mib=prompt_cache_ram_mib,
                 heartbeat=heartbeat,
             )
         )

@@ -32,7 +32,12 @@ from paddler_tui.server.agent.engine.extra_buffers import (
     decide_extra_buffers,
     run_probe,
 )
-from paddler_tui.server.agent.engine.types import EngineLoadError, EngineSettings
+from paddler_tui.server.agent.engine.types import (
+    DEFAULT_PROMPT_CACHE_RAM_MIB,
+    EngineLoadError,
+    EngineSettings,
+    prompt_cache_bytes,
+)
 from paddler_tui.server.agent.models.resolution import ModelResolutionError, resolve_model
 from paddler_tui.server.agent.running_requests import RunningRequests
 from paddler_tui.server.agent.status import AgentStatus
@@ -47,7 +52,12 @@ _TEMPLATE_ISSUES = (ChatTemplateDoesNotCompile, UnableToFindChatTemplate)
 
 
 def engine_settings(
-    model_path: str, parameters: InferenceParameters, *, slots: int, threads: int | None
+    model_path: str,
+    parameters: InferenceParameters,
+    *,
+    slots: int,
+    threads: int | None,
+    prompt_cache_ram: int,
 ) -> EngineSettings:
     return EngineSettings(
         model_path=model_path,
@@ -60,6 +70,7 @@ def engine_settings(
         v_cache_dtype=parameters.v_cache_dtype,
         enable_embeddings=parameters.enable_embeddings,
         pooling_type=parameters.pooling_type,
+        prompt_cache_ram=prompt_cache_ram,
     )
 
 
@@ -83,6 +94,7 @@ class StateApplier:
         slots: int,
         threads: int | None,
         extra_buffers: ExtraBuffersMode = "auto",
+        prompt_cache_ram: int = prompt_cache_bytes(DEFAULT_PROMPT_CACHE_RAM_MIB),
         verdicts: VerdictCache | None = None,
         probe: ProbeRunner = run_probe,
     ) -> None:
@@ -91,6 +103,8 @@ class StateApplier:
         self._slots = slots
         self._threads = threads
         self._extra_buffers = extra_buffers
+        # Bytes; the cache belongs to each engine loaded, so a reload starts it empty.
+        self._prompt_cache_ram = prompt_cache_ram
         self._verdicts = verdicts if verdicts is not None else VerdictCache.default()
         self._probe = probe
         self._desired: AgentDesiredState | None = None
@@ -192,6 +206,7 @@ class StateApplier:
             attempt.desired.inference_parameters,
             slots=self._slots,
             threads=self._threads,
+            prompt_cache_ram=self._prompt_cache_ram,
         )
         # The extra-buffers verdict depends only on the model, decided again on a reload.
         wanted = replace(wanted, use_extra_buffers=loaded.engine_settings.use_extra_buffers)
@@ -250,6 +265,7 @@ class StateApplier:
                 attempt.desired.inference_parameters,
                 slots=self._slots,
                 threads=self._threads,
+                prompt_cache_ram=self._prompt_cache_ram,
             ),
             use_extra_buffers=verdict.enabled,
         )

@@ -60,13 +60,13 @@ class Embedder:
         *,
         emit: Deliver,
         end: Deliver,
-        forget_cache: Callable[[], None],
+        evict_slots: Callable[[], None],
     ) -> None:
         self._model = model
         self._batch = batch
         self._emit = emit  # an event that is not the job's last
         self._end = end  # the job's terminal event
-        self._forget_cache = forget_cache  # the KV cache was cleared under the prompt cache
+        self._evict_slots = evict_slots  # before the KV cache is cleared under the slots
         self._runs: deque[_Run] = deque()
 
     @property
@@ -131,8 +131,8 @@ class Embedder:
         batch.clear()
         for token, pos, seq_ids in self._layout(taken):
             batch.add_shared(token, pos, seq_ids)
+        self._evict_slots()
         model.clear_memory()
-        self._forget_cache()
         status = batch.decode(model.ctx)
         vectors = (
             [model.pooled_embedding(seq_id) for seq_id in range(len(taken))]

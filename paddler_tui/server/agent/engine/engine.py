@@ -29,6 +29,7 @@ from paddler_tui.server.agent.engine.types import (
     EventSink,
     Job,
     JobFailed,
+    PromptCacheUsage,
     deliver_in_place,
 )
 
@@ -142,6 +143,11 @@ class Engine:
         """Jobs submitted and not yet ended (their terminal event is about to be or was sent)."""
         with self._lock:
             return self._in_flight
+
+    @property
+    def prompt_cache_usage(self) -> PromptCacheUsage:
+        """What the prompt cache in host memory keeps, as of the engine's last change to it."""
+        return self._scheduler.prompt_cache_usage
 
     def tokenize(self, text: str, *, add_bos: bool, parse_special: bool) -> list[int]:
         """Raises EngineClosedError once the engine is closed."""

@@ -275,6 +275,25 @@ class ModelContext:
     def clear_memory(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
 
+    def save_sequence(self, seq_id: int) -> bytearray | None:
+        """A copy of one sequence's state (its KV cells and their positions), for
+        :meth:`restore_sequence` into any sequence of this context; None if llama.cpp fails."""
+        size = int(llama_cpp.llama_state_seq_get_size(self.ctx, seq_id))
+        data = bytearray(size)
+        written = int(llama_cpp.llama_state_seq_get_data(self.ctx, _uint8s(data), size, seq_id))
+        if written == 0:
+            return None
+        del data[written:]
+        return data
+
+    def restore_sequence(self, seq_id: int, data: bytearray) -> bool:
+        """Replace a sequence with a state :meth:`save_sequence` gave; False if llama.cpp
+        refuses it (short or foreign bytes, no room), and the sequence is then empty."""
+        if int(llama_cpp.llama_state_seq_set_data(self.ctx, _uint8s(data), len(data), seq_id)):
+            return True
+        self.clear_sequence(seq_id)
+        return False
+
     def pooled_embedding(self, seq_id: int) -> list[float] | None:
         """The pooled embedding of a sequence after a decode; None without pooling."""
         vector = llama_cpp.llama_get_embeddings_seq(self.ctx, seq_id)
@@ -301,6 +320,11 @@ class ModelContext:
         self.clear_memory()
         if status != 0:
             raise EngineLoadError("slot_cannot_start", f"warm-up decode failed ({status})")
+
+
+def _uint8s(data: bytearray) -> Any:
+    """``data`` as the ``uint8_t *`` llama.cpp reads or fills, without a copy."""
+    return (ctypes.c_uint8 * len(data)).from_buffer(data)
 
 
 def _context_params(settings: EngineSettings) -> Any:

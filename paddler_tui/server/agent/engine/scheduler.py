@@ -13,12 +13,19 @@ from __future__ import annotations
 
 import codecs
 import logging
+import time
 from dataclasses import dataclass, field
 from itertools import count
 from typing import TYPE_CHECKING
 
 from paddler_tui.server.agent.engine.batch import DECODE_NO_KV_SLOT, DECODE_OK, DecodeBatch
 from paddler_tui.server.agent.engine.embedder import Embedder
+from paddler_tui.server.agent.engine.prompt_cache import (
+    PromptCache,
+    SavedState,
+    describe_budget,
+    describe_size,
+)
 from paddler_tui.server.agent.engine.sampler import (
     CandidatesEliminatedError,
     GrammarInitError,
@@ -37,6 +44,7 @@ from paddler_tui.server.agent.engine.types import (
     Job,
     JobFailed,
     JobFinished,
+    PromptCacheUsage,
     TokenSampled,
 )
 
@@ -49,6 +57,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
+
+# A slot's sequence is saved in host memory before admission discards at least this many of its
+# tokens. A save copies the whole sequence and takes its full size from the budget, so saving
+# one that the slot mostly keeps (a conversation's next turn that rewrites its last few tokens)
+# would fill the cache with near copies to spare a short decode; and a restore of fewer tokens
+# than this saves less than one small batch. 32 is about a chat template's preamble.
+MIN_SAVED_TOKENS = 32
 
 
 @dataclass(eq=False)
@@ -84,6 +99,12 @@ class _Contribution:
     output_index: int | None  # batch index whose logits get sampled
 
 
+def _holding_most(free: list[_Slot], prompt: list[int]) -> _Slot:
+    """The slot already holding the longest prefix of ``prompt``; ties go to the least recently
+    used slot, so fresher caches survive longer."""
+    return max(free, key=lambda s: (common_prefix_length(s.held, prompt), -s.last_used))
+
+
 def _classify(job: GenerationJob, piece: str) -> Classified | None:
     if job.classifier is None:
         return None
@@ -116,8 +137,15 @@ class Scheduler:
         self._batch = DecodeBatch(model.n_batch, sequences_per_token=model.n_seq_max)
         self._clock = count(1)
         self._embedder = Embedder(
-            model, self._batch, emit=self._emit, end=self._end, forget_cache=self._forget_cache
+            model, self._batch, emit=self._emit, end=self._end, evict_slots=self._evict_slots
         )
+        # The states saved from this engine's slots: they are only valid in its context, so
+        # they end with it (a reload starts empty).
+        settings = model.settings
+        self._saved = PromptCache(settings.prompt_cache_ram if settings.reuse_prompt_cache else 0)
+        # Read from other threads: replaced whole, never changed in place.
+        self.prompt_cache_usage = PromptCacheUsage(0, 0, self._saved.budget)
+        logger.info("prompt cache in host memory: %s", describe_budget(self._saved.budget))
 
     @property
     def has_work(self) -> bool:
@@ -154,17 +182,12 @@ class Scheduler:
         except GrammarInitError as error:
             self._end(sink, JobFailed(job.job_id, "grammar_init", str(error)))
             return
-        # Prompt cache: the free slot already holding the longest prefix of this prompt wins;
-        # ties go to the least recently used slot so fresher caches survive longer.
-        slot = max(free, key=lambda s: (common_prefix_length(s.held, prompt), -s.last_used))
+        slot = self._slot_for(prompt, free)
         # The last prompt token is always decoded again so that its logits exist.
         reused = min(common_prefix_length(slot.held, prompt), len(prompt) - 1)
         if not self._model.settings.reuse_prompt_cache:
             reused = 0
-        if reused < len(slot.held) and not self._model.clear_sequence(slot.seq_id, reused):
-            self._model.clear_sequence(slot.seq_id)  # partial removal unsupported (recurrent)
-            reused = 0
-        del slot.held[reused:]
+        reused = self._truncate(slot, reused)
         slot.busy = True
         slot.last_used = next(self._clock)
         self._running.append(
@@ -194,6 +217,8 @@ class Scheduler:
     def free(self) -> None:
         self.fail_all("the engine shut down")
         self._batch.free()
+        self._saved.clear()
+        self._publish_usage()
 
     # The step.
 
@@ -289,6 +314,101 @@ class Scheduler:
         else:
             running.pending = token
 
+    # The prompt cache: what slots hold, and the states saved in host memory.
+
+    def _slot_for(self, prompt: list[int], free: list[_Slot]) -> _Slot:
+        """The free slot to run ``prompt`` in, holding the longest prefix of it that the slots
+        or the saved states offer."""
+        slot = _holding_most(free, prompt)
+        usable = len(prompt) - 1
+        saved = self._saved.longest_prefix(prompt)
+        if saved is None or min(saved.shared, usable) <= min(
+            common_prefix_length(slot.held, prompt), usable
+        ):
+            return slot
+        # A saved state holds more: restore it into the free slot holding the least of this
+        # prompt (an empty one first, then the least recently used), once that slot's sequence
+        # is saved in turn.
+        target = min(
+            free, key=lambda s: (common_prefix_length(s.held, prompt), bool(s.held), s.last_used)
+        )
+        self._save(target)
+        if self._restore(target, saved.state):
+            return target
+        return _holding_most(free, prompt)
+
+    def _truncate(self, slot: _Slot, keep: int) -> int:
+        """Drop what ``slot`` holds after ``keep`` tokens, saving it first if that discards a
+        meaningful part; returns the tokens kept."""
+        if keep >= len(slot.held):
+            return keep
+        if len(slot.held) - keep >= MIN_SAVED_TOKENS:
+            self._save(slot)
+        if not self._model.clear_sequence(slot.seq_id, keep):
+            self._model.clear_sequence(slot.seq_id)  # partial removal unsupported (recurrent)
+            keep = 0
+        del slot.held[keep:]
+        return keep
+
+    def _save(self, slot: _Slot) -> None:
+        """Keep the sequence ``slot`` holds in host memory, unless it is short or kept already."""
+        held = slot.held
+        if len(held) < MIN_SAVED_TOKENS or not self._saved.wants(held):
+            return
+        started = time.perf_counter()
+        data = self._model.save_sequence(slot.seq_id)
+        if data is None:
+            logger.warning("prompt cache: llama.cpp could not save slot %d", slot.seq_id)
+            return
+        if self._saved.add(held, data):
+            logger.debug(
+                "prompt cache: saved slot %d, %d tokens (%s) in %.1f ms; %d states, %s",
+                slot.seq_id,
+                len(held),
+                describe_size(len(data)),
+                (time.perf_counter() - started) * 1000,
+                len(self._saved),
+                describe_size(self._saved.size),
+            )
+        self._publish_usage()
+
+    def _restore(self, slot: _Slot, state: SavedState) -> bool:
+        """Make ``slot`` hold a saved state; False if llama.cpp refuses it (the slot is then
+        empty, and the state dropped)."""
+        started = time.perf_counter()
+        if not self._model.restore_sequence(slot.seq_id, state.data):
+            slot.held.clear()
+            self._saved.discard(state, "llama.cpp could not restore it")
+            self._publish_usage()
+            logger.warning(
+                "prompt cache: llama.cpp could not restore %d tokens (%s) into slot %d; "
+                "decoding the prompt instead",
+                len(state.tokens),
+                describe_size(state.size),
+                slot.seq_id,
+            )
+            return False
+        slot.held = list(state.tokens)
+        self._saved.touch(state)
+        logger.debug(
+            "prompt cache: restored %d tokens (%s) into slot %d in %.1f ms",
+            len(state.tokens),
+            describe_size(state.size),
+            slot.seq_id,
+            (time.perf_counter() - started) * 1000,
+        )
+        return True
+
+    def _evict_slots(self) -> None:
+        """The KV cache is about to be cleared: save what the slots hold, then forget it."""
+        for slot in self._slots:
+            self._save(slot)
+            slot.held.clear()
+
+    def _publish_usage(self) -> None:
+        saved = self._saved
+        self.prompt_cache_usage = PromptCacheUsage(len(saved), saved.size, saved.budget)
+
     # Endings.
 
     def _finish(self, running: _Running, reason: FinishReason) -> None:
@@ -310,10 +430,6 @@ class Scheduler:
         self._model.clear_sequence(running.slot.seq_id)
         running.slot.held.clear()
         self._end(running.sink, JobFailed(running.job.job_id, kind, message))
-
-    def _forget_cache(self) -> None:
-        for slot in self._slots:
-            slot.held.clear()
 
     def _detach(self, running: _Running) -> None:
         self._running.remove(running)

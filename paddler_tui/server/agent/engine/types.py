@@ -32,6 +32,15 @@ NO_FREE_SLOT_MESSAGE = "no available sequence slots, all slots are busy"
 EVICTED_MESSAGE = "Request evicted due to KV cache pressure"
 CANDIDATES_ELIMINATED_MESSAGE = "all token candidates were eliminated during sampling"
 
+MIB = 1024 * 1024
+UNLIMITED_PROMPT_CACHE = -1
+DEFAULT_PROMPT_CACHE_RAM_MIB = 8192  # llama-server's --cache-ram default
+
+
+def prompt_cache_bytes(mib: int) -> int:
+    """``--prompt-cache-ram`` (MiB, -1 for no limit) as EngineSettings.prompt_cache_ram."""
+    return mib if mib == UNLIMITED_PROMPT_CACHE else mib * MIB
+
 
 @dataclass(frozen=True, kw_only=True)
 class EngineSettings:
@@ -52,8 +61,21 @@ class EngineSettings:
     v_cache_dtype: str = "Q8_0"
     enable_embeddings: bool = False
     pooling_type: str = "Last"  # a Paddler PoolingType name
-    # Off only to measure what reuse saves (bench/prompt_cache.py); the agent always reuses.
+    # Off only to measure what reuse saves (bench/prompt_cache.py): then no slot reuses its KV
+    # cache and nothing is saved in host memory. The agent always reuses.
     reuse_prompt_cache: bool = True
+    # Bytes of host memory for sequence states saved when their slot is taken
+    # (prompt_cache.py): UNLIMITED_PROMPT_CACHE for no bound, 0 for none.
+    prompt_cache_ram: int = prompt_cache_bytes(DEFAULT_PROMPT_CACHE_RAM_MIB)
+
+
+@dataclass(frozen=True, slots=True)
+class PromptCacheUsage:
+    """What the prompt cache in host memory keeps, as its engine last published it."""
+
+    states: int
+    size: int  # bytes
+    budget: int  # bytes; UNLIMITED_PROMPT_CACHE or 0 (off) as in EngineSettings
 
 
 @dataclass(frozen=True, kw_only=True)
