@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual.geometry import Size
 from textual.widgets import DataTable
 
 
@@ -12,11 +13,15 @@ def fit_columns(table: DataTable[Text]) -> None:
     """Size every column to its widest cell now, then ask for the idle pass too.
 
     DataTable measures new rows on an idle pass of its own; rows that arrive before its message
-    pump runs never get one, and the columns stay as wide as their headers.
+    pump runs never get one, and the columns stay as wide as their headers. It sizes its
+    scrollable width only for new rows too, so a column that grows or shrinks in place would
+    leave the horizontal scrollbar measuring the old width.
     """
     for column in table.ordered_columns:
         cells = [cell.cell_len for cell in table.get_column(column.key)]
         column.content_width = max([column.label.cell_len, *cells])
+    width = sum(column.get_render_width(table) for column in table.ordered_columns)
+    table.virtual_size = Size(width, table.virtual_size.height)
     table.refresh()
     table.check_idle()
 
