@@ -56,7 +56,7 @@ from paddler_tui.protocol.conversation import ConversationMessage
 from paddler_tui.protocol.monitor import MonitorUpdate
 from paddler_tui.protocol.requests import ContinueFromConversationHistoryParams
 from paddler_tui.protocol.token_stream import Finished, TextPiece, read_message
-from tests.support.cluster import AgentProcess, deterministic_state
+from tests.support.cluster import deterministic_state
 
 AGENTS = 2
 SLOTS = 2
@@ -291,22 +291,13 @@ async def peer_sessions(url: str, conversations: int, turns: int) -> Run:
 
 def run_ours(config: Ours, args: argparse.Namespace) -> Run:
     with cluster() as made:
-        made.start_balancer(*config.balancer_flags)
-        made.put_state(deterministic_state(context_size=SLOTS * CONTEXT_PER_SLOT))
-        for index in range(1, AGENTS + 1):
-            name = f"agent-{index}"
-            made.agents.append(
-                AgentProcess(
-                    made.b.management_addr,
-                    *config.agent_flags,
-                    slots=SLOTS,
-                    name=name,
-                    log=made.directory / f"{name}.log",
-                    env=made.env,
-                    threads=1,
-                )
-            )
-        made.wait_for_agents(AGENTS, slots_each=SLOTS)
+        made.start(
+            *config.balancer_flags,
+            agents=AGENTS,
+            slots=SLOTS,
+            state=deterministic_state(context_size=SLOTS * CONTEXT_PER_SLOT),
+            agent_flags=config.agent_flags,
+        )
         return asyncio.run(
             ours_sessions(
                 made.b.inference_addr, made.b.management_addr, args.conversations, args.turns

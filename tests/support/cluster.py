@@ -307,10 +307,13 @@ class Cluster:
             raise RuntimeError(f"the balancer did not start again:\n{self.balancer.log_text()}")
         return self.balancer
 
-    def start_agent(self, *, slots: int, name: str | None = None, threads: int = 1) -> AgentProcess:
+    def start_agent(
+        self, *flags: str, slots: int, name: str | None = None, threads: int = 1
+    ) -> AgentProcess:
         name = name if name is not None else f"agent-{len(self.agents) + 1}"
         agent = AgentProcess(
             self.b.management_addr,
+            *flags,
             slots=slots,
             name=name,
             log=self.directory / f"{name}.log",
@@ -373,12 +376,14 @@ class Cluster:
         state: BalancerDesiredState | None = None,
         names: Sequence[str] | None = None,
         openai: bool = False,
+        agent_flags: Sequence[str] = (),
     ) -> Cluster:
-        """Balancer, desired state, then the agents (all at once), and wait for their slots."""
+        """Balancer (with ``flags``), desired state, then the agents (with ``agent_flags``, all
+        at once), and wait for their slots."""
         self.start_balancer(*flags, openai=openai)
         self.put_state(state if state is not None else deterministic_state())
         for index in range(agents):
-            self.start_agent(slots=slots, name=names[index] if names else None)
+            self.start_agent(*agent_flags, slots=slots, name=names[index] if names else None)
         if agents:
             self.wait_for_agents(agents, slots_each=slots)
         return self
