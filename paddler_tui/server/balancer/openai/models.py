@@ -9,9 +9,12 @@ the converters to skip.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, JsonValue, Tag
+from pydantic import Discriminator, Field, GetJsonSchemaHandler, JsonValue, Tag
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from paddler_tui.protocol.wire import LenientWireModel
 
@@ -35,6 +38,23 @@ def _kind_among(*kinds: str, untyped: str | None = None) -> Discriminator:
         return tag if tag in kinds else "other"
 
     return Discriminator(kind)
+
+
+@dataclass(frozen=True)
+class _AnyMember:
+    """Documents an open union as ``anyOf``: its ``other`` member takes any JSON, so a known
+    kind matches two members and pydantic's ``oneOf`` would call every valid body invalid."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if "oneOf" in schema:
+            schema["anyOf"] = schema.pop("oneOf")
+        return schema
+
+
+OPEN_UNION = _AnyMember()
 
 
 # Shared.
@@ -111,6 +131,7 @@ class ChatFunctionTool(LenientWireModel):
 ChatTool = Annotated[
     Annotated[ChatFunctionTool, Tag("function")] | Annotated[JsonValue, Tag("other")],
     _kind_among("function"),
+    OPEN_UNION,
 ]
 
 
@@ -151,6 +172,7 @@ ResponsesContentPart = Annotated[
     | Annotated[ResponsesImagePart, Tag("input_image")]
     | Annotated[JsonValue, Tag("other")],
     _kind_among("input_text", "output_text", "input_image"),
+    OPEN_UNION,
 ]
 
 
@@ -178,6 +200,7 @@ ResponsesInputItem = Annotated[
     | Annotated[ResponsesFunctionCallOutputItem, Tag("function_call_output")]
     | Annotated[JsonValue, Tag("other")],
     _kind_among("message", "function_call", "function_call_output", untyped="message"),
+    OPEN_UNION,
 ]
 
 
@@ -188,6 +211,7 @@ class ResponsesFunctionTool(FunctionDefinition):
 ResponsesTool = Annotated[
     Annotated[ResponsesFunctionTool, Tag("function")] | Annotated[JsonValue, Tag("other")],
     _kind_among("function"),
+    OPEN_UNION,
 ]
 
 
