@@ -34,6 +34,7 @@ from paddler_tui.server.balancer.openai.errors import (
     from_unsent_response,
 )
 from paddler_tui.server.balancer.openai.generation import generation_event
+from paddler_tui.server.balancer.request_body import BodyError
 from paddler_tui.server.balancer.request_errors import (
     AGENT_GONE,
     BUFFER_TIMEOUT,
@@ -42,7 +43,6 @@ from paddler_tui.server.balancer.request_errors import (
     SHUTTING_DOWN,
     item_timeout_error,
 )
-from paddler_tui.server.balancer.web.http_body import BodyError
 
 
 def test_body_has_openai_shape() -> None:

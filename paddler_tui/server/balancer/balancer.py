@@ -12,11 +12,11 @@ from paddler_tui.server.balancer.agent_pool import AgentPool
 from paddler_tui.server.balancer.cluster_state import ClusterState
 from paddler_tui.server.balancer.metrics import Gauges
 from paddler_tui.server.balancer.monitor_hub import MonitorHub
+from paddler_tui.server.balancer.request_body import DEFAULT_BODY_LIMIT
 from paddler_tui.server.balancer.request_forwarder import RequestForwarder
 from paddler_tui.server.balancer.routing.policy import Routing
 from paddler_tui.server.balancer.slot_buffer import SlotBuffer
 from paddler_tui.server.balancer.state_database import StateDatabase
-from paddler_tui.server.balancer.web.http_body import DEFAULT_BODY_LIMIT
 from paddler_tui.server.heartbeat import Heartbeat
 
 

@@ -30,8 +30,8 @@ from paddler_tui.protocol.generated_token import (
 )
 from paddler_tui.protocol.inference_socket import Timeout, TooManyBufferedRequests
 from paddler_tui.server.balancer.inference_requests import RequestRejectedError
+from paddler_tui.server.balancer.request_body import BodyError
 from paddler_tui.server.balancer.request_errors import OVERFLOW
-from paddler_tui.server.balancer.web.http_body import BodyError
 
 SERVER_ERROR = "server_error"
 INVALID_REQUEST = "invalid_request_error"

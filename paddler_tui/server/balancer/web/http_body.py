@@ -12,20 +12,12 @@ from starlette.requests import Request
 
 from paddler_tui.protocol import codec
 from paddler_tui.protocol.errors import ProtocolError
+from paddler_tui.server.balancer.request_body import BodyError
 
 T = TypeVar("T")
 
-DEFAULT_BODY_LIMIT = 2 * 1024 * 1024
 
-
-class BodyError(Exception):
-    def __init__(self, status_code: int, message: str) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.message = message
-
-
-async def read_json_body(request: Request, model: Any, *, limit: int = DEFAULT_BODY_LIMIT) -> Any:
+async def read_json_body(request: Request, model: Any, *, limit: int) -> Any:
     """Parse the body as ``model``; raise :class:`BodyError` (400/413) on any problem."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() != "application/json":

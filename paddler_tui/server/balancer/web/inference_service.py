@@ -30,7 +30,8 @@ from paddler_tui.server.balancer.inference_requests import (
     check_token_request,
     stream_request,
 )
-from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.request_body import BodyError
+from paddler_tui.server.balancer.web.http_body import read_json_body
 from paddler_tui.server.balancer.web.inference_socket import InferenceSocketSession
 from paddler_tui.server.balancer.web.openapi import json_body
 from paddler_tui.server.balancer.web.service import build_service

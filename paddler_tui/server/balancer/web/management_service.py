@@ -24,8 +24,9 @@ from paddler_tui.server.balancer.metrics import (
     render_prometheus,
     render_prometheus_counters,
 )
+from paddler_tui.server.balancer.request_body import BodyError
 from paddler_tui.server.balancer.web.agent_socket import serve_agent_socket
-from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.web.http_body import read_json_body
 from paddler_tui.server.balancer.web.monitor_socket import serve_monitor_socket
 from paddler_tui.server.balancer.web.openapi import json_body
 from paddler_tui.server.balancer.web.service import build_service

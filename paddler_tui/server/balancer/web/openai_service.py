@@ -60,7 +60,8 @@ from paddler_tui.server.balancer.openai.responses import (
     ResponsesOutput,
     responses_request_params,
 )
-from paddler_tui.server.balancer.web.http_body import BodyError, read_json_body
+from paddler_tui.server.balancer.request_body import BodyError
+from paddler_tui.server.balancer.web.http_body import read_json_body
 from paddler_tui.server.balancer.web.openai_http import (
     SSE_DONE,
     Answer,
