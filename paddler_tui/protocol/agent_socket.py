@@ -99,6 +99,14 @@ class ExtraBuffers(WireModel):
     reason: str
 
 
+class PromptCacheRam(WireModel):
+    """What the agent's prompt cache in host memory (``--prompt-cache-ram``) keeps."""
+
+    states: int  # saved sequences
+    bytes: int
+    budget_bytes: int | None  # None: no limit; 0: the cache is off
+
+
 class UpdateAgentHost(StructVariant):
     """A paddler-tui extension: how the agent runs llama.cpp on its host.
 
@@ -107,6 +115,7 @@ class UpdateAgentHost(StructVariant):
     """
 
     extra_buffers: ExtraBuffers | None = None  # None until a model was first loaded
+    prompt_cache_ram: PromptCacheRam | None = None  # None while no model is loaded
 
 
 FromAgentNotification = Annotated[

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from paddler_tui.protocol import codec
 from paddler_tui.protocol.agent_issue import AgentIssue
+from paddler_tui.protocol.agent_socket import PromptCacheRam
 from paddler_tui.protocol.agent_status import AgentStateApplicationStatus
 from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.protocol.wire import LenientWireModel
@@ -69,6 +70,9 @@ class MonitorAgent(LenientWireModel):
     # prompt tokens, and how many of those a cache held (its slots' KV or its RAM prompt cache).
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
+    # What the agent's prompt cache in host memory keeps now; None until a paddler-tui agent
+    # with a loaded model reports it.
+    prompt_cache_ram: PromptCacheRam | None = None
     # How the balancer chose this agent for its requests.
     routed: RoutingCounts = Field(default_factory=RoutingCounts)
 

@@ -26,6 +26,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, SpinnerColumn, Te
 
 from paddler_tui.client.monitoring.prompt_cache import (
     agent_prompt_tokens,
+    ram_label,
     routed_total,
     share_label,
 )
@@ -364,8 +365,8 @@ def agent_status_lines(
 ) -> list[str]:
     """An agent's line in ``status``, its extra-buffers verdict under it when the monitor
     socket knows one (only paddler-tui agents report it, once a model was loaded), its prompt
-    cache hits and routing once the balancer sent it a request, and its restarts when it is a
-    local agent that has had any."""
+    cache hits and routing once the balancer sent it a request, what its prompt cache in RAM
+    keeps once it loaded a model, and its restarts when it is a local agent that has had any."""
     lines = [
         f"agent {agent.name or agent.id}: {agent.slots_processing}/{agent.slots_total} "
         f"slots busy, {agent.state_application_status}, model {agent.model_path}"
@@ -376,6 +377,8 @@ def agent_status_lines(
         lines.append(f"  extra buffers {verdict}" + (f": {reason}" if reason else ""))
     if monitored is not None and (monitored.prompt_tokens or routed_total(monitored.routed)):
         lines.append(f"  {_prompt_cache(monitored)}")
+    if monitored is not None and monitored.prompt_cache_ram is not None:
+        lines.append(f"  prompt cache in RAM: {ram_label(monitored.prompt_cache_ram)}")
     if local is not None and local.last_exit is not None:
         lines.append(f"  {_restarts(local)}")
     return lines

@@ -18,7 +18,7 @@ import pytest
 
 from paddler_tui.models import default_model_path
 from paddler_tui.net_address import HostPort
-from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
+from paddler_tui.protocol.agent_socket import ExtraBuffers, PromptCacheRam, UpdateAgentHost
 from paddler_tui.protocol.embedding import EmbeddingDone, NoNormalization
 from paddler_tui.protocol.envelope import ContinueFromRawPrompt
 from paddler_tui.protocol.generated_token import Done, GeneratedTokenResult
@@ -27,6 +27,7 @@ from paddler_tui.protocol.usage import TokenUsage
 from paddler_tui.server.agent.engine import extra_buffers
 from paddler_tui.server.agent.engine.extra_buffers import ExtraBuffersMode, probe_verdict_sync
 from paddler_tui.server.agent.engine.thread import THREAD_NAME
+from paddler_tui.server.agent.engine.types import DEFAULT_PROMPT_CACHE_RAM_MIB
 from paddler_tui.server.agent.main import serve_agent
 from tests.agent.agent_session import AgentSession, raw_prompt
 from tests.agent.balancer_endpoint import AgentRecord, BalancerEndpoint
@@ -150,6 +151,42 @@ async def reported_host(record: AgentRecord) -> UpdateAgentHost:
             record.changed.clear()
             await record.changed.wait()
     return record.hosts[-1]
+
+
+async def host_after(
+    record: AgentRecord, seen: int, holds: Callable[[UpdateAgentHost], bool]
+) -> UpdateAgentHost:
+    """The first host report after the first ``seen`` that ``holds``."""
+    async with asyncio.timeout(30):
+        while True:
+            for host in record.hosts[seen:]:
+                if holds(host):
+                    return host
+            record.changed.clear()
+            await record.changed.wait()
+
+
+def ram_states(host: UpdateAgentHost) -> int | None:
+    return host.prompt_cache_ram.states if host.prompt_cache_ram is not None else None
+
+
+async def test_the_agent_reports_what_its_prompt_cache_in_ram_keeps_and_a_reload_empties_it() -> (
+    None
+):
+    async with in_process_agent(slots=1) as agent:
+        session = agent.session
+        await session.apply()
+        empty = await host_after(agent.record, 0, lambda host: ram_states(host) == 0)
+        assert empty.prompt_cache_ram == PromptCacheRam(
+            states=0, bytes=0, budget_bytes=DEFAULT_PROMPT_CACHE_RAM_MIB * 2**20
+        )
+        await session.generate(story(1))
+        await session.generate(story(2))  # takes the only slot: story 1 is saved
+        saved = await host_after(agent.record, 0, lambda host: ram_states(host) == 1)
+        assert saved.prompt_cache_ram is not None and saved.prompt_cache_ram.bytes > 0
+        seen = len(agent.record.hosts)
+        await reload(agent, context_size=1024)
+        await host_after(agent.record, seen, lambda host: ram_states(host) == 0)
 
 
 async def test_every_computation_runs_on_the_one_engine_thread(

@@ -3,11 +3,12 @@
 Real balancer and agent subprocesses with the default model, one agent with one slot, so every
 new prompt takes the slot from the one before. What a cache served is the ``cached_prompt_tokens``
 of each answer's ``Done``, and the agent's ``paddler_prompt_cache_hit_tokens_total`` in
-``/metrics``.
+``/metrics``; what the cache keeps, the ``paddler_prompt_cache_ram_*`` gauges there.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,10 +77,26 @@ async def interrupted_conversation(cluster: Cluster, client: httpx.AsyncClient) 
     return [first, other, second]
 
 
-async def hit_tokens(cluster: Cluster, client: httpx.AsyncClient) -> float:
+async def metric(cluster: Cluster, client: httpx.AsyncClient, name: str) -> float | None:
+    """The one agent's sample of ``name`` in ``/metrics``; None while it has none."""
     metrics = (await client.get(f"{cluster.b.management_url}/metrics")).text
-    (line,) = [line for line in metrics.splitlines() if line.startswith("paddler_prompt_cache_hit")]
-    return float(line.rsplit(" ", 1)[1])
+    lines = [line for line in metrics.splitlines() if line.startswith(f"{name}{{")]
+    return float(lines[0].rsplit(" ", 1)[1]) if lines else None
+
+
+async def hit_tokens(cluster: Cluster, client: httpx.AsyncClient) -> float | None:
+    return await metric(cluster, client, "paddler_prompt_cache_hit_tokens_total")
+
+
+async def ram_kept(cluster: Cluster, client: httpx.AsyncClient) -> float:
+    """The bytes the agent's prompt cache in RAM keeps, once it reports a saved state (it
+    reports within a second of a change)."""
+    async with asyncio.timeout(10):
+        while not await metric(cluster, client, "paddler_prompt_cache_ram_states"):
+            await asyncio.sleep(0.1)
+    kept = await metric(cluster, client, "paddler_prompt_cache_ram_bytes")
+    assert kept is not None
+    return kept
 
 
 async def test_a_restored_conversation_is_counted_answers_as_uncached_and_a_reload_clears_it(
@@ -132,8 +149,11 @@ async def test_the_ram_bound_evicts_the_oldest_state(make_cluster: MakeCluster) 
             answer = await complete(cluster, client, STORY.format(number=number), 4)
             cached[number] = answer.usage.cached_prompt_tokens
         opening = (await complete(cluster, client, STORY.format(number=4), 4)).usage
+        kept = await ram_kept(cluster, client)
     # Story 3 took the slot from story 2, whose state pushed story 1's out of the one MiB: story
     # 1 comes back with only the opening all stories share (held by story 3 in the slot). Story
     # 3, saved when story 1 took the slot, is restored whole but for the token to decode.
     assert cached[1] == opening.cached_prompt_tokens > 0
     assert cached[3] == answer.usage.prompt_tokens - 1
+    # What the agent reports keeping stays within the bound.
+    assert 0 < kept <= 2**20

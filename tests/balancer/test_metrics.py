@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from paddler_tui.protocol.agent_socket import PromptCacheRam
 from paddler_tui.server.balancer.metrics import (
     PROMETHEUS_CONTENT_TYPE,
     AgentPromptTokens,
@@ -59,7 +60,30 @@ def test_counters_follow_in_the_same_format_with_escaped_agent_ids() -> None:
         'paddler_routing_decisions_total{decision="prefix_hit"} 2\n'
         'paddler_routing_decisions_total{decision="fallback"} 0\n'
         'paddler_routing_decisions_total{decision="least_busy"} 1\n'
+        "\n"
+        "# HELP paddler_prompt_cache_ram_states Sequences each agent's prompt cache in host "
+        "memory keeps\n"
+        "# TYPE paddler_prompt_cache_ram_states gauge\n"
+        "\n"
+        "# HELP paddler_prompt_cache_ram_bytes Bytes each agent's prompt cache in host memory "
+        "keeps\n"
+        "# TYPE paddler_prompt_cache_ram_bytes gauge\n"
     )
+
+
+def test_the_prompt_caches_in_ram_are_gauges_of_the_agents_that_report_them() -> None:
+    ram = PromptCacheRam(states=2, bytes=4096, budget_bytes=None)
+    text = render_prometheus_counters(
+        "paddler_",
+        [AgentPromptTokens("a", 30, 20, ram=ram), AgentPromptTokens("b", 5, 0)],
+        {},
+    )
+
+    samples = [line for line in text.splitlines() if line.startswith("paddler_prompt_cache_ram")]
+    assert samples == [
+        'paddler_prompt_cache_ram_states{agent="a"} 2',
+        'paddler_prompt_cache_ram_bytes{agent="a"} 4096',
+    ]
 
 
 def test_counters_without_agents_keep_their_headers() -> None:

@@ -7,6 +7,14 @@ import re
 import pytest
 
 from paddler_tui.protocol import generated_token as gt
+from paddler_tui.protocol.agent_socket import (
+    ExtraBuffers,
+    FromAgentNotificationEnvelope,
+    PromptCacheRam,
+    UpdateAgentHost,
+    decode_agent_to_balancer_message,
+    encode_agent_to_balancer_message,
+)
 from paddler_tui.protocol.ids import new_id
 from paddler_tui.protocol.numbers import round_f32
 from paddler_tui.protocol.usage import TokenUsage
@@ -88,3 +96,20 @@ def test_usage_derived_counts() -> None:
     assert usage.completion_tokens == 10
     # Image tokens are counted apart from the prompt and do not enter the total.
     assert usage.total_tokens == 20
+
+
+def test_a_host_report_carries_the_prompt_cache_in_ram_and_older_reports_still_parse() -> None:
+    host = UpdateAgentHost(
+        extra_buffers=ExtraBuffers(enabled=True, reason="auto"),
+        prompt_cache_ram=PromptCacheRam(states=2, bytes=4096, budget_bytes=None),
+    )
+    message = FromAgentNotificationEnvelope(value=host)
+    encoded = encode_agent_to_balancer_message(message)
+    assert b'"prompt_cache_ram":{"states":2,"bytes":4096,"budget_bytes":null}' in encoded
+    assert decode_agent_to_balancer_message(encoded) == message
+    # From an agent older than the field: no cache reported.
+    older = b'{"Notification":{"UpdateAgentHost":{"extra_buffers":{"enabled":false,"reason":"x"}}}}'
+    decoded = decode_agent_to_balancer_message(older)
+    assert isinstance(decoded, FromAgentNotificationEnvelope)
+    assert isinstance(decoded.value, UpdateAgentHost)
+    assert decoded.value.prompt_cache_ram is None

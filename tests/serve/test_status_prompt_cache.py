@@ -1,5 +1,6 @@
 """``paddler-tui status`` prints each agent's prompt-cache hits and routing counts once the
-balancer sent it requests, and nothing of them for an agent that has had none."""
+balancer sent it requests, and nothing of them for an agent that has had none; and what each
+agent's prompt cache in RAM keeps, once the agent reports it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from paddler_tui.protocol.agent_socket import PromptCacheRam
 from paddler_tui.protocol.monitor import RoutingCounts
 from paddler_tui.server.serve_command import run_status
 from tests.serve.recorded_state import record
@@ -54,3 +56,30 @@ def test_an_agent_without_requests_gets_no_cache_line(capsys: pytest.CaptureFixt
         record(fake)
         assert run_status(api_key=None) == 0
     assert "prompt cache" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("ram", "line"),
+    [
+        (
+            PromptCacheRam(states=3, bytes=13 * 2**20, budget_bytes=8192 * 2**20),
+            "  prompt cache in RAM: 3 states, 13.0 of 8192.0 MiB",
+        ),
+        (
+            PromptCacheRam(states=1, bytes=2**19, budget_bytes=None),
+            "  prompt cache in RAM: 1 states, 0.5 MiB, no limit",
+        ),
+        (PromptCacheRam(states=0, bytes=0, budget_bytes=0), "  prompt cache in RAM: off"),
+    ],
+)
+def test_status_prints_what_each_agents_prompt_cache_in_ram_keeps(
+    ram: PromptCacheRam, line: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    script = FakeScript(live_monitor=True, traffic={"a1": AgentTraffic(prompt_cache_ram=ram)})
+    with FakeBalancer(script) as fake:
+        record(fake)
+        assert run_status(api_key=None) == 0
+    lines = capsys.readouterr().out.splitlines()
+    alpha = lines.index(f"agent alpha: 0/2 slots busy, Applied, model {MODEL}")
+    assert lines[alpha + 1] == line
+    assert "prompt cache in RAM" not in "\n".join(lines[alpha + 2 :])  # beta reports none

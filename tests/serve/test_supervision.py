@@ -6,6 +6,7 @@ way up, and the balancer stays up."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -130,7 +131,8 @@ def test_a_killed_agent_is_reaped_explained_and_replaced(served: Served) -> None
 
     status = cli(served.env, "status").stdout.splitlines()
     line = next(index for index, text in enumerate(status) if text.startswith("agent agent-1:"))
-    assert "  restarts 1, last exit: killed by SIGKILL" in status[line + 1 : line + 3]
+    details = list(itertools.takewhile(lambda text: text.startswith("  "), status[line + 1 :]))
+    assert "  restarts 1, last exit: killed by SIGKILL" in details
     assert "Done" in raw_prompt(served.inference)[-1]["Response"]["response"]["GeneratedToken"]
     served.stop()
 

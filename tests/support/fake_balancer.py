@@ -10,9 +10,9 @@ recorded), applicable state; each agent's model metadata and chat template overr
 monitor socket with scripted :class:`MonitorUpdate`\\ s (absent when ``monitor`` is ``None``, as in
 Paddler) or, with ``live_monitor``, the agents as the real balancer shows them, with each
 agent's ``extra_buffers`` verdict (a paddler-tui agent's report), its ``traffic`` (prompt-cache
-hits and routing counts) and ``local_agents`` (serve's supervision); the inference socket and
-``/api/v1/generate_embedding_batch`` with embeddings computed from each document's text, and
-conversation requests answered with a scripted reply.
+hits, routing counts and its prompt cache in host memory) and ``local_agents`` (serve's
+supervision); the inference socket and ``/api/v1/generate_embedding_batch`` with embeddings
+computed from each document's text, and conversation requests answered with a scripted reply.
 
 On the socket each request streams on its own (``item_delay_s`` apart) and ``StopRespondingTo``
 cancels it, as on the real balancer; ``RawFrame`` items send malformed data on purpose.
@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from paddler_tui.client.monitoring.sse_fallback import monitor_agent
 from paddler_tui.protocol import codec
-from paddler_tui.protocol.agent_socket import ExtraBuffers
+from paddler_tui.protocol.agent_socket import ExtraBuffers, PromptCacheRam
 from paddler_tui.protocol.agent_status import (
     AgentControllerPoolSnapshot,
     AgentControllerSnapshot,
@@ -143,6 +143,8 @@ class AgentTraffic:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     routed: RoutingCounts = field(default_factory=RoutingCounts)
+    # What the agent reported of its prompt cache in host memory.
+    prompt_cache_ram: PromptCacheRam | None = None
 
 
 @dataclass(frozen=True)
@@ -438,6 +440,7 @@ class FakeBalancer:
                         "prompt_tokens": traffic.prompt_tokens,
                         "cached_prompt_tokens": traffic.cached_prompt_tokens,
                         "routed": traffic.routed,
+                        "prompt_cache_ram": traffic.prompt_cache_ram,
                     }
                 )
             )

@@ -3,14 +3,18 @@
 Each agent's ``prompt_tokens`` and ``cached_prompt_tokens`` count, since the balancer started,
 the generation requests it finished; ``routed`` counts why the balancer chose it. The totals only
 grow while an agent stays; an agent that leaves takes its totals with it, so what happened between
-two updates is taken agent by agent, never from the cluster's sums.
+two updates is taken agent by agent, never from the cluster's sums. ``prompt_cache_ram`` is what
+an agent's prompt cache in host memory keeps now.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from paddler_tui.protocol.agent_socket import PromptCacheRam
 from paddler_tui.protocol.monitor import MonitorAgent, MonitorUpdate, RoutingCounts
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,16 @@ def share_label(tokens: PromptTokens) -> str:
     """``62%``, or ``—`` before any prompt token."""
     share = tokens.share
     return "—" if share is None else f"{share:.0%}"
+
+
+def ram_label(ram: PromptCacheRam) -> str:
+    """``3 states, 12.5 of 8192.0 MiB``, ``3 states, 12.5 MiB, no limit`` or ``off``."""
+    if ram.budget_bytes == 0:
+        return "off"
+    used = f"{ram.states} states, {ram.bytes / MIB:.1f}"
+    if ram.budget_bytes is None:
+        return f"{used} MiB, no limit"
+    return f"{used} of {ram.budget_bytes / MIB:.1f} MiB"
 
 
 class PromptTokenCounter:

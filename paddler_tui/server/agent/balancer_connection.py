@@ -148,7 +148,7 @@ class BalancerConnection:
             self._send_host()
 
     def _send_host(self) -> None:
-        host = self._status.host()
+        host = self._status.host(prompt_cache_ram=self._requests.prompt_cache_ram())
         if host != self._sent_host and host.extra_buffers is not None:
             self._sent_host = host
             self._send(FromAgentNotificationEnvelope(value=host))

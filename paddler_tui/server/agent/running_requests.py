@@ -20,6 +20,7 @@ from paddler_tui.protocol.agent_socket import (
     ChatTemplateOverride,
     FromAgentResponse,
     ModelMetadataResponse,
+    PromptCacheRam,
 )
 from paddler_tui.protocol.agent_status import ModelMetadata
 from paddler_tui.protocol.desired_state import ChatTemplate as ChatTemplateContent
@@ -51,6 +52,7 @@ from paddler_tui.server.agent.chat_template import (
 from paddler_tui.server.agent.embedding_requests import serve_embeddings
 from paddler_tui.server.agent.engine.thread import ComputeThread
 from paddler_tui.server.agent.engine.types import (
+    UNLIMITED_PROMPT_CACHE,
     Delivery,
     EngineEvent,
     EngineSettings,
@@ -240,6 +242,15 @@ class RunningRequests:
         loaded = self.loaded
         metadata = ModelMetadata(metadata=loaded.engine.metadata) if loaded else None
         return ModelMetadataResponse(value=metadata)
+
+    def prompt_cache_ram(self) -> PromptCacheRam | None:
+        """What the loaded engine's prompt cache in host memory keeps; None with no model."""
+        loaded = self.loaded
+        if loaded is None:
+            return None
+        usage = loaded.engine.prompt_cache_usage
+        budget = None if usage.budget == UNLIMITED_PROMPT_CACHE else usage.budget
+        return PromptCacheRam(states=usage.states, bytes=usage.size, budget_bytes=budget)
 
     def chat_template_override(self) -> ChatTemplateOverride:
         loaded = self.loaded

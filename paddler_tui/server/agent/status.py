@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from paddler_tui.protocol.agent_issue import AgentIssue, sorted_issues
-from paddler_tui.protocol.agent_socket import ExtraBuffers, UpdateAgentHost
+from paddler_tui.protocol.agent_socket import ExtraBuffers, PromptCacheRam, UpdateAgentHost
 from paddler_tui.protocol.agent_status import (
     AgentStateApplicationStatus,
     SlotAggregatedStatusSnapshot,
@@ -73,9 +73,15 @@ class AgentStatus:
     def state_application_status(self) -> AgentStateApplicationStatus:
         return self._fields.state_application_status
 
-    def host(self) -> UpdateAgentHost:
-        """The paddler-tui extension report, sent beside the Paddler snapshot."""
-        return UpdateAgentHost(extra_buffers=self._fields.extra_buffers)
+    def host(self, *, prompt_cache_ram: PromptCacheRam | None) -> UpdateAgentHost:
+        """The paddler-tui extension report, sent beside the Paddler snapshot.
+
+        The prompt cache's use is passed in, not kept here: it changes on the compute thread,
+        and a change of it alone must not bump the Paddler snapshot's version.
+        """
+        return UpdateAgentHost(
+            extra_buffers=self._fields.extra_buffers, prompt_cache_ram=prompt_cache_ram
+        )
 
     async def wait_for_change(self) -> None:
         await self._changed.wait()

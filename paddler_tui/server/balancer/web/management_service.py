@@ -160,7 +160,12 @@ def management_routes(balancer: Balancer) -> APIRouter:
         counters = render_prometheus_counters(
             prefix,
             [
-                AgentPromptTokens(agent.id, agent.prompt_tokens, agent.cached_prompt_tokens)
+                AgentPromptTokens(
+                    agent.id,
+                    agent.prompt_tokens,
+                    agent.cached_prompt_tokens,
+                    ram=agent.host.prompt_cache_ram,
+                )
                 for agent in pool.agents()
             ],
             pool.decisions,

@@ -48,6 +48,7 @@ def monitor_agent(agent: AgentController) -> MonitorAgent:
         extra_buffers_reason=extra_buffers.reason if extra_buffers else None,
         prompt_tokens=agent.prompt_tokens,
         cached_prompt_tokens=agent.cached_prompt_tokens,
+        prompt_cache_ram=agent.host.prompt_cache_ram,
         routed=RoutingCounts(
             prefix_hit=agent.routed["prefix_hit"],
             fallback=agent.routed["fallback"],
