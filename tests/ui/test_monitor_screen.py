@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
+from paddler_tui.protocol.agent_socket import PromptCacheRam
 from paddler_tui.ui.screens.monitor import MonitorScreen
 from paddler_tui.ui.widgets.agents_repack_note import AgentsRepackNote
 from paddler_tui.ui.widgets.agents_supervision_note import AgentsSupervisionNote
 from paddler_tui.ui.widgets.monitor_agents_table import MonitorAgentsTable
 from paddler_tui.ui.widgets.monitor_requests_table import MonitorRequestsTable
 from paddler_tui.ui.widgets.monitor_status import MonitorStatus
-from tests.support.fake_balancer import FakeBalancer, FakeScript, agent_snapshot
+from tests.support.fake_balancer import AgentTraffic, FakeBalancer, FakeScript, agent_snapshot
 from tests.support.monitor_script import busy_minute, monitor_agent, request, update
 from tests.support.pilot import wait_until
 from tests.ui.screen_host import ScreenHost, screen_text
@@ -120,3 +121,23 @@ async def test_disconnected_then_back_without_user_action() -> None:
             assert screen_text(app).count("connected via monitor socket") == 2
             # The same history arrives again on the new connection; it is shown once.
             assert screen_text(app).count("alpha joined") == 1
+
+
+async def test_the_headline_adds_what_the_agents_prompt_caches_keep_in_ram() -> None:
+    kept = PromptCacheRam(states=3, bytes=13 * 2**20, budget_bytes=8192 * 2**20)
+    script = FakeScript(live_monitor=True, traffic={"a1": AgentTraffic(prompt_cache_ram=kept)})
+    with FakeBalancer(script) as fake:
+        app = host(fake)
+        async with app.run_test(size=(120, 40)) as pilot:
+            status = screen(app).query_one(MonitorStatus)
+            await wait_until(pilot, lambda: status.summary != "")
+            assert status.summary.endswith(" · 13.0 MiB kept in RAM")
+
+
+async def test_the_headline_names_no_ram_while_no_agent_reports_a_cache() -> None:
+    with FakeBalancer(FakeScript(live_monitor=True)) as fake:
+        app = host(fake)
+        async with app.run_test(size=(120, 40)) as pilot:
+            status = screen(app).query_one(MonitorStatus)
+            await wait_until(pilot, lambda: status.summary != "")
+            assert "RAM" not in status.summary

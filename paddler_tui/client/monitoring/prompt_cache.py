@@ -55,6 +55,12 @@ def share_label(tokens: PromptTokens) -> str:
     return "—" if share is None else f"{share:.0%}"
 
 
+def cluster_ram_bytes(update: MonitorUpdate) -> int | None:
+    """What the agents' prompt caches in RAM keep together; None while none reports one."""
+    kept = [agent.prompt_cache_ram.bytes for agent in update.agents if agent.prompt_cache_ram]
+    return sum(kept) if kept else None
+
+
 def ram_label(ram: PromptCacheRam) -> str:
     """``3 states, 12.5 of 8192.0 MiB``, ``3 states, 12.5 MiB, no limit`` or ``off``."""
     if ram.budget_bytes == 0:

@@ -29,7 +29,12 @@ from paddler_tui.client.monitoring.feed import (
     monitor_feed,
 )
 from paddler_tui.client.monitoring.history import MonitorHistory, slot_totals
-from paddler_tui.client.monitoring.prompt_cache import cluster_prompt_tokens, share_label
+from paddler_tui.client.monitoring.prompt_cache import (
+    MIB,
+    cluster_prompt_tokens,
+    cluster_ram_bytes,
+    share_label,
+)
 from paddler_tui.protocol.monitor import MonitorUpdate
 from paddler_tui.ui.extra_buffers import repack_notes
 from paddler_tui.ui.monitor_view import (
@@ -211,10 +216,12 @@ class MonitorScreen(Screen[None]):
         self._pending_events.clear()
         busy, total = slot_totals(update)
         prompt_tokens = cluster_prompt_tokens(update)
+        ram_kept = cluster_ram_bytes(update)
         self.query_one(MonitorStatus).summary = (
             f"{len(update.agents)} agents · slots {busy}/{total} busy · "
             f"{self.history.latest_tokens_per_second():.0f} tok/s"
             + (f" · {share_label(prompt_tokens)} cached" if prompt_tokens.prompt else "")
+            + (f" · {ram_kept / MIB:.1f} MiB kept in RAM" if ram_kept else "")
         )
 
     def _render_requests(self, update: MonitorUpdate) -> None:
