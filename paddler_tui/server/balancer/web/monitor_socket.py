@@ -24,6 +24,7 @@ from paddler_tui.protocol.monitor import (
 )
 from paddler_tui.server.balancer.agent_controller import AgentController
 from paddler_tui.server.balancer.balancer import Balancer
+from paddler_tui.server.balancer.change_signal import wait_for_any
 from paddler_tui.server.balancer.monitor_hub import now_ms
 
 MIN_INTERVAL_S = 0.1
@@ -104,15 +105,11 @@ async def _send_updates(socket: WebSocket, balancer: Balancer) -> None:
     # -1: the first frame carries the whole kept history.
     seen = -1
     while True:
-        marks = [signal.generation for signal in signals]
+        marks = [(signal, signal.generation) for signal in signals]
         update, seen = build_update(balancer, seen)
         await socket.send_text(encode_monitor_update(update).decode())
         await asyncio.sleep(MIN_INTERVAL_S)
-        if [signal.generation for signal in signals] != marks:
-            continue  # changed while sending or pausing
-        waits = [asyncio.create_task(signal.wait()) for signal in signals]
-        try:
-            await asyncio.wait(waits, timeout=HEARTBEAT_S, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        # At once if anything changed while sending or pausing; a heartbeat frame otherwise.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(HEARTBEAT_S):
+                await wait_for_any(marks)
